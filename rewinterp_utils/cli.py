@@ -1,0 +1,56 @@
+"""``rewinterp run`` executes the stage notebooks; ``rewinterp book`` builds the HTML book from them."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from rewinterp_utils.profiles import PROFILES
+from rewinterp_utils.stages import CHAPTERS
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rewinterp", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="execute stage notebooks (skips cells whose artifacts are up to date)")
+    r.add_argument("--profile", choices=PROFILES, default="default", help="sizes to run at")
+    r.add_argument("--chapter", choices=(*CHAPTERS, "all"), default="all", help="which chapter's stages")
+    r.add_argument("--force", action="store_true", help="rerun cells even if their artifacts are up to date")
+    r.add_argument("--jobs", type=_positive, default=None, help="notebooks run at once (default: CPU cores)")
+    r.add_argument("--seeds", type=_positive, default=None, help="retraining seeds per condition (default: profile's)")
+    b = sub.add_parser("book", help="build the HTML book from the executed notebooks")
+    b.add_argument("--profile", choices=PROFILES, default="default", help="whose executed notebooks to use")
+    b.add_argument("--no-strict", action="store_true", help="do not treat Sphinx warnings as errors")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from rewinterp_utils import runner  # heavy imports only once the arguments are valid
+
+    try:
+        if args.command == "run":
+            summary = runner.run(args.profile, args.chapter, force=args.force, jobs=args.jobs, n_seeds=args.seeds)
+            print(f"{len(summary)} metrics in {runner.artifacts_root() / args.profile / 'summary.json'}")
+        else:
+            html = runner.build_book(args.profile, strict=not args.no_strict)
+            print(f"book: {html / 'index.html'}")
+    except (runner.StageFailed, FileNotFoundError, subprocess.CalledProcessError) as e:
+        print(f"rewinterp: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Figures: maze grids in colour, saliency rows, learning curves."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from rewinterp_utils.envs.maze import AGENT, FREE, GOAL, WALL
+
+COLOURS = {FREE: (255, 255, 255), WALL: (60, 60, 60), AGENT: (214, 39, 40), GOAL: (44, 160, 44)}
+"""RGB of each cell value: free white, wall grey, agent red, goal green."""
+
+
+def grid_to_rgb(grid: np.ndarray, cell_px: int = 16) -> np.ndarray:
+    """An ``(H*cell_px, W*cell_px, 3)`` uint8 picture of a maze grid."""
+    rgb = np.zeros((*grid.shape, 3), dtype=np.uint8)
+    for value, colour in COLOURS.items():
+        rgb[grid == value] = colour
+    return np.kron(rgb, np.ones((cell_px, cell_px, 1), dtype=np.uint8))
+
+
+def show_grid(ax: plt.Axes, grid: np.ndarray, title: str | None = None) -> None:
+    """Draw a maze grid on ``ax`` with no ticks."""
+    ax.imshow(grid_to_rgb(grid, 1), interpolation="nearest")
+    ax.set_xticks([]), ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def show_map(ax: plt.Axes, values: np.ndarray, title: str | None = None, vmax: float | None = None) -> None:
+    """Draw a non-negative map (e.g. |dR/ds|) on ``ax`` with a colour bar."""
+    im = ax.imshow(values, cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([]), ax.set_yticks([])
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def saliency_figure(s_next: Sequence[np.ndarray], sal_s: Sequence[np.ndarray], sal_next: Sequence[np.ndarray],
+                    titles: Sequence[str]) -> plt.Figure:
+    """Figure 1 layout: one column per transition; rows s', |dR/ds|, |dR/ds'|."""
+    n = len(s_next)
+    fig, axes = plt.subplots(3, n, figsize=(2.3 * n, 6.6), squeeze=False)
+    for j in range(n):
+        show_grid(axes[0, j], s_next[j], titles[j])
+        show_map(axes[1, j], sal_s[j])
+        show_map(axes[2, j], sal_next[j])
+    for i, label in enumerate(["s'", "|dR/ds|", "|dR/ds'|"]):
+        axes[i, 0].set_ylabel(label)
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, ylabel: str,
+                  ax: plt.Axes | None = None) -> plt.Figure:
+    """Mean +- std across seeds of several learning curves: ``{label: (timesteps, returns[seed, t])}``."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    for label, (t, y) in curves.items():
+        mean, std = y.mean(0), y.std(0)
+        ax.plot(t, mean, label=f"{label} (n={len(y)})")
+        ax.fill_between(t, mean - std, mean + std, alpha=0.25)
+    ax.set_xlabel("timesteps")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return ax.figure

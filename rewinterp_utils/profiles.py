@@ -1,0 +1,128 @@
+"""Every size the pipeline uses, per profile, in one place.
+
+``smoke`` checks plumbing in seconds (CI), ``default`` is what ``make book`` runs on a 2-core CPU and must
+reproduce the paper's findings, ``paper`` is the paper's full setting. A notebook resolves its sizes with
+:func:`resolve`; anything passed explicitly (e.g. by papermill) overrides the profile's value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+PROFILES: tuple[str, ...] = ("smoke", "default", "paper")
+
+
+@dataclass(frozen=True)
+class MazeExpert:
+    """PPO expert on a maze (PAPER.md section 1, step 1)."""
+
+    total_timesteps: int  #: PPO environment steps
+    eval_freq: int  #: environment steps between evaluations (best checkpoint kept)
+    n_eval_episodes: int  #: episodes per evaluation
+    learning_rate: float = 1e-4  #: initial learning rate, decayed linearly to 0
+    gamma: float = 0.97  #: discount
+
+
+@dataclass(frozen=True)
+class MazeDataset:
+    """(s, s', r) transitions from the expert's stochastic rollouts (step 2)."""
+
+    n_train: int  #: training transitions
+    n_test: int  #: held-out transitions
+    n_envs: int = 8  #: parallel environments used for collection
+
+
+@dataclass(frozen=True)
+class MazeRewardModel:
+    """MLP reward model R(s, s') fitted by regression (step 3)."""
+
+    epochs: int  #: passes over the training set
+    batch_size: int = 20  #: minibatch size
+    learning_rate: float = 1e-3  #: Adam learning rate (PyTorch's default)
+    hidden: int = 64  #: width of both tanh layers
+
+
+@dataclass(frozen=True)
+class MazeSaliency:
+    """Gradient saliency of R(s, s') (Figure 1)."""
+
+    n_per_goal: int = 3  #: transitions shown per goal corner (the last one reaches the goal)
+
+
+@dataclass(frozen=True)
+class MazeCounterfactuals:
+    """Counterfactual inputs to R(s, s') (Figure 2)."""
+
+    max_placements: int  #: most agent placements averaged over for each counterfactual family
+
+
+@dataclass(frozen=True)
+class MazeRetrain:
+    """PPO from scratch on the true or the learned reward (Figure 3)."""
+
+    total_timesteps: int  #: PPO environment steps per run
+    n_seeds: int  #: seeds per (environment, reward) condition
+    eval_freq: int  #: environment steps between true-reward evaluations
+    n_eval_episodes: int = 10  #: evaluation episodes (the paper's 10)
+    learning_rate: float = 1e-4  #: as for the expert
+    gamma: float = 0.97  #: as for the expert
+
+
+SIZES: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "maze_expert": MazeExpert(total_timesteps=1_024, eval_freq=512, n_eval_episodes=5),
+        "maze_dataset": MazeDataset(n_train=400, n_test=200),
+        "maze_reward_model": MazeRewardModel(epochs=1),
+        "maze_saliency": MazeSaliency(),
+        "maze_counterfactuals": MazeCounterfactuals(max_placements=8),
+        "maze_retrain": MazeRetrain(total_timesteps=512, n_seeds=1, eval_freq=256, n_eval_episodes=3),
+    },
+    "default": {
+        "maze_expert": MazeExpert(total_timesteps=45_000, eval_freq=2_500, n_eval_episodes=50),
+        "maze_dataset": MazeDataset(n_train=25_000, n_test=12_500),
+        "maze_reward_model": MazeRewardModel(epochs=5),
+        "maze_saliency": MazeSaliency(),
+        "maze_counterfactuals": MazeCounterfactuals(max_placements=81),
+        "maze_retrain": MazeRetrain(total_timesteps=30_000, n_seeds=5, eval_freq=1_000),
+    },
+    "paper": {
+        "maze_expert": MazeExpert(total_timesteps=45_000, eval_freq=1_000, n_eval_episodes=50),
+        "maze_dataset": MazeDataset(n_train=25_000, n_test=12_500),
+        "maze_reward_model": MazeRewardModel(epochs=5),
+        "maze_saliency": MazeSaliency(),
+        "maze_counterfactuals": MazeCounterfactuals(max_placements=81),
+        "maze_retrain": MazeRetrain(total_timesteps=30_000, n_seeds=10, eval_freq=1_000),
+    },
+}
+
+
+def check_profile(profile: str) -> str:
+    """Return ``profile`` if known, else raise ``ValueError`` naming the valid profiles."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    return profile
+
+
+def resolve(stage: str, profile: str, **overrides: Any) -> Any:
+    """The sizes of ``stage`` at ``profile``, with every non-``None`` override applied and validated.
+
+    Raises ``ValueError`` for an unknown profile, stage or field, or a size that is not positive.
+    """
+    base = SIZES[check_profile(profile)].get(stage)
+    if base is None:
+        raise ValueError(f"unknown stage {stage!r}; valid stages: {', '.join(SIZES[profile])}")
+    fields = {f.name: f for f in dataclasses.fields(base)}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for name, value in given.items():
+        if name not in fields:
+            raise ValueError(f"{stage} has no size {name!r}; valid: {', '.join(fields)}")
+    cfg = dataclasses.replace(base, **given)
+    for name in fields:
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+            raise ValueError(f"{stage}.{name} must be a positive finite number, got {value!r}")
+        if isinstance(getattr(base, name), int) and not isinstance(value, int):
+            raise ValueError(f"{stage}.{name} must be an integer, got {value!r}")
+    return cfg

@@ -1,0 +1,151 @@
+"""Execute stage notebooks with papermill in dependency order, merge their metrics, build the book."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterable
+
+from tqdm.auto import tqdm
+
+from rewinterp_utils.artifacts import artifacts_root, cell_dir, identity, is_complete, read_metrics
+from rewinterp_utils.stages import STAGES, Stage, check_chapter
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+
+
+class StageFailed(RuntimeError):
+    """A stage notebook raised; the message names the executed notebook that holds the traceback."""
+
+
+def executed_path(stage: Stage, profile: str, cell: dict[str, Any]) -> Path:
+    """Where the runner keeps the executed copy of one cell's notebook."""
+    ident = identity(stage.name, profile, **cell)
+    return artifacts_root() / profile / "executed" / stage.name / f"{stage.key(ident)}.ipynb"
+
+
+def is_done(stage: Stage, profile: str, cell: dict[str, Any]) -> bool:
+    """A cell is done when its artifacts verify for identical parameters and its executed notebook exists."""
+    return is_complete(identity(stage.name, profile, **cell)) and executed_path(stage, profile, cell).is_file()
+
+
+def _execute(stage: Stage, profile: str, cell: dict[str, Any], workdir: Path) -> Path:
+    import papermill as pm
+
+    out = executed_path(stage, profile, cell)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:8]}.ipynb")
+    try:
+        pm.execute_notebook(str(NOTEBOOKS / f"{stage.name}.ipynb"), str(tmp), parameters={"profile": profile, **cell},
+                            cwd=str(workdir), progress_bar=False, kernel_name="python3")
+    except Exception as e:  # papermill raises PapermillExecutionError with the cell's traceback
+        failed = out.with_name(f"{out.stem}.failed.ipynb")
+        if tmp.exists():
+            tmp.replace(failed)
+        raise StageFailed(f"{stage.name} {cell or ''} failed; executed notebook: {failed}\n{e}") from e
+    tmp.replace(out)
+    return out
+
+
+def stages_for(chapters: Iterable[str]) -> list[Stage]:
+    """The stages of ``chapters`` in dependency order (the order of ``STAGES``)."""
+    return [s for s in STAGES.values() if s.chapter in set(chapters)]
+
+
+def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | None = None,
+        n_seeds: int | None = None) -> dict[str, Any]:
+    """Run every stage cell of ``chapter`` at ``profile`` not already done; return the merged summary."""
+    stages = stages_for(check_chapter(chapter))
+    jobs = jobs or os.cpu_count() or 1
+    grids = {s.name: s.grid(profile, n_seeds) for s in stages}  # validates before anything runs
+    for s in stages:
+        for cell in grids[s.name]:
+            identity(s.name, profile, **cell)
+    root = artifacts_root()
+    workdir = root / profile / "work"
+    workdir.mkdir(parents=True, exist_ok=True)
+    # Kernels inherit this environment: one artifact root, one BLAS thread per parallel job, no bars.
+    os.environ.update(REWINTERP_ARTIFACTS=str(root), TQDM_DISABLE="1",
+                      OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // jobs)), MPLBACKEND="Agg")
+    for s in stages:
+        todo = [c for c in grids[s.name] if force or s.always_run or not is_done(s, profile, c)]
+        skipped = len(grids[s.name]) - len(todo)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=min(jobs, max(1, len(todo)))) as pool, \
+                tqdm(total=len(todo), desc=f"{s.name} ({skipped} up to date)", unit="cell", file=sys.stderr) as bar:
+            futures = [pool.submit(_execute, s, profile, c, workdir) for c in todo]
+            for f in futures:
+                f.result()
+                bar.update()
+        if todo:
+            print(f"{s.name}: {len(todo)} cell(s) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        summary = write_summary(profile, stages[: stages.index(s) + 1], grids)  # later stages may read it
+    return summary
+
+
+def write_summary(profile: str, stages: list[Stage], grids: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Merge every cell's ``metrics.json`` into ``<root>/<profile>/summary.json`` (flat keys)."""
+    summary: dict[str, Any] = {}
+    for s in stages:
+        total = 0.0
+        for cell in grids[s.name]:
+            for key, value in read_metrics(cell_dir(identity(s.name, profile, **cell))).items():
+                if key.startswith(f"timing.{s.name}."):
+                    total += value
+                    continue
+                if key in summary and summary[key] != value:
+                    raise RuntimeError(f"metric {key!r} written by two cells with different values")
+                summary[key] = value
+        summary[f"timing.{s.name}_s"] = round(total, 2)
+    path = artifacts_root() / profile / "summary.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    merged = {**old, **summary}
+    tmp = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(merged, indent=1, sort_keys=True))
+    tmp.replace(path)
+    return merged
+
+
+def book_sources(profile: str, dest: Path) -> Path:
+    """Assemble the book's source tree: config, toc, prose chapters and the executed notebooks."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(REPO / name, dest / name)
+    shutil.copytree(REPO / "book", dest / "book")
+    (dest / "notebooks").mkdir()
+    missing = []
+    for s in STAGES.values():
+        cell = s.grid(profile)[0]
+        nb = executed_path(s, profile, cell)
+        if nb.is_file():
+            shutil.copy(nb, dest / "notebooks" / f"{s.name}.ipynb")
+        else:
+            missing.append(s.name)
+    if missing:
+        raise FileNotFoundError(f"no executed notebook for {', '.join(missing)} at profile {profile!r}: "
+                                f"run `rewinterp run --profile {profile}` first")
+    summary = artifacts_root() / profile / "summary.json"
+    if summary.is_file():
+        shutil.copy(summary, dest / "book" / "summary.json")
+    return dest
+
+
+def build_book(profile: str, out: Path | None = None, strict: bool = True) -> Path:
+    """Build the HTML book from the executed notebooks of ``profile``; returns the HTML folder."""
+    out = (out or REPO / "_build" / profile).resolve()
+    src = book_sources(profile, out / "src")
+    cmd = [sys.executable, "-m", "jupyter_book", "build", str(src), "--builder", "html", "--path-output", str(out)]
+    if strict:
+        cmd += ["--warningiserror", "--keep-going"]
+    subprocess.run(cmd, check=True)
+    return out / "_build" / "html"

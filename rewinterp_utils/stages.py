@@ -1,0 +1,107 @@
+"""The pipeline's stages: one notebook each, in dependency order, with the parameter cells each profile runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rewinterp_utils.envs import check_maze_id
+from rewinterp_utils.profiles import resolve
+
+CHAPTERS: tuple[str, ...] = ("gridworld",)
+COINFLIP = "EmptyMaze-10x10-CoinFlipGoal-v3"
+TWOGOALS = "EmptyMaze-10x10-TwoGoals-v3"
+REWARDS: tuple[str, ...] = ("true", "learned")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage: ``notebooks/<name>.ipynb`` writing ``artifacts/<profile>/<name>/<key>/``."""
+
+    name: str  #: notebook stem and artifact folder
+    chapter: str  #: book chapter the stage belongs to
+    title: str  #: one line for logs and the book
+    key_fields: tuple[str, ...]  #: parameters that name one cell of the stage (its artifact folder)
+    defaults: tuple[tuple[str, Any], ...]  #: non-size parameters and their defaults
+    sizes: str | None  #: the profile entry holding its sizes (see ``profiles.SIZES``)
+    always_run: bool = False  #: rerun on every ``rewinterp run`` (pages that report on the other stages)
+
+    def params(self, **given: Any) -> dict[str, Any]:
+        """This stage's non-size parameters: defaults updated by ``given``, validated."""
+        out = dict(self.defaults)
+        unknown = set(given) - set(out)
+        if unknown:
+            raise ValueError(f"{self.name} has no parameter {sorted(unknown)}; valid: {sorted(out)}")
+        out.update({k: v for k, v in given.items() if v is not None})
+        for name, value in out.items():
+            if name.endswith("seed") and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"{self.name}.{name} must be a non-negative integer, got {value!r}")
+            if name.endswith("env_id"):
+                check_maze_id(value)
+            if name == "reward" and value not in REWARDS:
+                raise ValueError(f"unknown reward {value!r}; valid rewards: {', '.join(REWARDS)}")
+        return out
+
+    def key(self, params: dict[str, Any]) -> str:
+        """The artifact folder name of one cell, e.g. ``EmptyMaze-10x10-CoinFlipGoal-v3_seed0``."""
+        parts = [f"seed{params[f]}" if f == "seed" else str(params[f]) for f in self.key_fields]
+        return "_".join(parts) or "all"
+
+    def grid(self, profile: str, n_seeds: int | None = None) -> list[dict[str, Any]]:
+        """The parameter cells the runner executes for ``profile`` (one papermill run each)."""
+        if self.name == "maze_retrain":
+            seeds = resolve("maze_retrain", profile, n_seeds=n_seeds).n_seeds
+            return [
+                {"env_id": env, "reward": reward, "seed": seed}
+                for env in (COINFLIP, TWOGOALS)
+                for reward in REWARDS
+                for seed in range(seeds)
+            ]
+        if self.name == "maze_figure3" and n_seeds is not None:
+            return [{"n_seeds": n_seeds}]
+        return [{}]
+
+
+_PIPE = (("seed", 0), ("env_id", COINFLIP))
+STAGES: dict[str, Stage] = {
+    s.name: s
+    for s in (
+        Stage("maze_expert", "gridworld", "Train the PPO expert", ("env_id", "seed"), _PIPE, "maze_expert"),
+        Stage("maze_dataset", "gridworld", "Collect (s, s', r) transitions", ("env_id", "seed"), _PIPE,
+              "maze_dataset"),
+        Stage("maze_reward_model", "gridworld", "Fit the reward model R(s, s')", ("env_id", "seed"), _PIPE,
+              "maze_reward_model"),
+        Stage("maze_saliency", "gridworld", "Gradient saliency (Figure 1)", ("env_id", "seed"), _PIPE,
+              "maze_saliency"),
+        Stage("maze_counterfactuals", "gridworld", "Counterfactual inputs (Figure 2)", ("env_id", "seed"),
+              _PIPE, "maze_counterfactuals"),
+        Stage("maze_retrain", "gridworld", "Retrain PPO on true or learned reward", ("env_id", "reward", "seed"),
+              (("env_id", COINFLIP), ("reward", "learned"), ("seed", 0), ("rm_env_id", COINFLIP), ("rm_seed", 0)),
+              "maze_retrain"),
+        Stage("maze_figure3", "gridworld", "Retraining curves (Figure 3)", (), (("rm_env_id", COINFLIP),
+              ("rm_seed", 0)), "maze_retrain"),
+        Stage("reproducing", "gridworld", "Sizes and timings of this build", (), (), None, always_run=True),
+    )
+}
+
+
+def get_stage(name: str) -> Stage:
+    """The stage called ``name``, or ``ValueError`` naming the valid stages."""
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r}; valid stages: {', '.join(STAGES)}")
+    return STAGES[name]
+
+
+def check_chapter(chapter: str) -> tuple[str, ...]:
+    """The chapters meant by ``chapter`` (``all`` means every one), or ``ValueError``."""
+    if chapter == "all":
+        return CHAPTERS
+    if chapter not in CHAPTERS:
+        raise ValueError(f"unknown chapter {chapter!r}; valid chapters: {', '.join(CHAPTERS)}, all")
+    return (chapter,)
+
+
+def env_key(env_id: str) -> str:
+    """Short name of a maze id for metric keys: ``EmptyMaze-10x10-TwoGoals-v3`` -> ``TwoGoals``."""
+    parts = env_id.removesuffix("-v3").split("-")
+    return "-".join(parts[2:]) if parts[0] == "EmptyMaze" else "-".join(parts)
