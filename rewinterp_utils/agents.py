@@ -49,3 +49,85 @@ def eval_curve(log_dir: Path) -> dict[str, Any]:
     """The evaluation curve ``EvalCallback`` wrote: timesteps, per-episode returns, lengths, successes."""
     with np.load(Path(log_dir) / "evaluations.npz", allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+class TqdmCallback(BaseCallback):
+    """A tqdm progress bar over PPO's environment steps (silenced by ``TQDM_DISABLE=1``, as the runner sets)."""
+
+    def __init__(self, total: int, desc: str = "PPO") -> None:
+        super().__init__()
+        self.total, self.desc, self.bar = total, desc, None
+
+    def _on_training_start(self) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total, desc=self.desc, unit="step")
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.model.n_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def atari_ppo(venv: VecEnv, cfg: Any, seed: int) -> PPO:
+    """PPO (CnnPolicy) with the Atari recipe of PAPER.md section 2; ``cfg`` is a ``profiles.AtariExpert``.
+
+    Learning rate and clip range decay linearly to 0 over training, as in the original PPO Atari setting.
+    """
+    lr, clip = cfg.learning_rate, cfg.clip_range
+    return PPO("CnnPolicy", venv, n_steps=cfg.n_steps, n_epochs=cfg.n_epochs, batch_size=cfg.batch_size,
+               learning_rate=lambda remaining: remaining * lr, clip_range=lambda remaining: remaining * clip,
+               ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, seed=seed, device="cpu", verbose=0)
+
+
+class AtariEvalCallback(BaseCallback):
+    """Every ``eval_freq`` steps, play ``n_games`` whole games with :func:`~rewinterp_utils.envs.atari.evaluate_atari`
+    (stochastic actions, as the dataset is collected); keep the weights with the best clipped per-life return.
+
+    ``curve`` holds one row per evaluation: timesteps, clipped per-life return, game score.
+    """
+
+    def __init__(self, eval_env: VecEnv, eval_freq: int, n_games: int, best_path: Path) -> None:
+        super().__init__()
+        self.eval_env, self.eval_freq, self.n_games, self.best_path = eval_env, eval_freq, n_games, Path(best_path)
+        self.curve: list[dict[str, float]] = []
+        self.best = -np.inf
+        self._next = 0
+
+    def _evaluate(self) -> None:
+        from rewinterp_utils.envs.atari import evaluate_atari
+
+        res = evaluate_atari(self.model, self.eval_env, self.n_games, deterministic=False,
+                             max_steps=20_000 * self.n_games)
+        self.curve.append({"timesteps": self.num_timesteps, "clipped_return": res["clipped_return_mean"],
+                           "game_score": res["game_score_mean"]})
+        if res["clipped_return_mean"] > self.best:  # NaN (nothing finished) never counts as best
+            self.best = res["clipped_return_mean"]
+            torch.save(self.model.policy.state_dict(), self.best_path)
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._evaluate()
+            self._next = self.num_timesteps + self.eval_freq
+        return True
+
+    def _on_training_end(self) -> None:
+        self._evaluate()
+
+
+def load_atari_policy(path: Path, venv: VecEnv) -> Any:
+    """The expert's policy (SB3 ``ActorCriticCnnPolicy``) with the weights at ``path``, for ``venv``'s spaces.
+
+    Built without a PPO object on purpose: constructing PPO on an env reseeds that env with PPO's seed.
+    ``policy.predict`` takes the env's channels-last observations as PPO's own does.
+    """
+    from stable_baselines3.common.policies import ActorCriticCnnPolicy
+    from stable_baselines3.common.vec_env import VecTransposeImage
+
+    space = VecTransposeImage.transpose_space(venv.observation_space)
+    policy = ActorCriticCnnPolicy(space, venv.action_space, lambda _: 0.0)
+    policy.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    policy.set_training_mode(False)
+    return policy

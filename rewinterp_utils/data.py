@@ -50,3 +50,87 @@ def load_transitions(path: Path) -> dict[str, np.ndarray]:
     """Read a transition dict written by :func:`save_transitions` (no pickles)."""
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_rewarded: int, n_unrewarded: int,
+                     max_steps: int, seed: int = 0, deterministic: bool = False,
+                     desc: str = "rewarded observations") -> dict[str, np.ndarray]:
+    """Observations s' that earned a reward and as many that did not, from ``policy``'s play (Atari).
+
+    ``venvs`` maps a name (``"shown"``, ``"hidden"``) to envs of :func:`~rewinterp_utils.envs.atari.make_atari_venv`
+    built with the *same* seed: the policy acts on the first one and the same actions are replayed in the
+    others, so every kept sample exists in every score setting (rewards are checked to agree at each step).
+    Every rewarded s' is kept until ``n_rewarded``; unrewarded s' are a uniform reservoir sample of
+    ``n_unrewarded`` over the same period, so both classes span the same stretch of play. Steps that end a
+    life are skipped (their s' is a terminal frame the figures cannot show).
+
+    Returns ``obs_<name>`` (N, 84, 84, 4) uint8 for each venv, ``reward`` (N,) float32 (clipped reward),
+    ``step`` (N,) int64 (when it was collected, in env steps summed over sub-envs) and ``screen``
+    (N, 210, 160, 3) uint8, the unmasked RGB screen behind each s'. ``RuntimeError`` if ``max_steps`` pass
+    before ``n_rewarded`` rewarded observations were seen.
+    """
+    for name, value in (("n_rewarded", n_rewarded), ("n_unrewarded", n_unrewarded), ("max_steps", max_steps)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    names = list(venvs)
+    lead = venvs[names[0]]
+    n_envs, n = lead.num_envs, n_rewarded + n_unrewarded
+    rng = np.random.default_rng(seed)
+    out = {f"obs_{k}": np.zeros((n, *lead.observation_space.shape), np.uint8) for k in names}
+    out |= {"reward": np.zeros(n, np.float32), "step": np.zeros(n, np.int64),
+            "screen": np.zeros((n, 210, 160, 3), np.uint8)}
+    got_r, seen_u, steps = 0, 0, 0
+    obs = {k: v.reset() for k, v in venvs.items()}
+
+    def keep(slot: int, i: int, reward: float) -> None:
+        for k in names:
+            out[f"obs_{k}"][slot] = obs[k][i]
+        out["reward"][slot], out["step"][slot] = reward, steps
+        out["screen"][slot] = screens[i]
+
+    with tqdm(total=n_rewarded, desc=desc) as bar:
+        while got_r < n_rewarded or seen_u < n_unrewarded:
+            if steps >= max_steps:
+                raise RuntimeError(
+                    f"the policy earned a reward on {got_r} of the {n_rewarded} observations needed within "
+                    f"max_steps={max_steps} env steps: train the expert longer (atari_expert total_timesteps) "
+                    f"or raise atari_dataset max_steps")
+            if policy is None:
+                actions = np.array([lead.action_space.sample() for _ in range(n_envs)])
+            else:
+                actions, _ = policy.predict(obs[names[0]], deterministic=deterministic)
+            results = {k: v.step(actions) for k, v in venvs.items()}
+            rewards, dones = results[names[0]][1], results[names[0]][2]
+            for k in names[1:]:
+                if not np.array_equal(results[k][1], rewards) or not np.array_equal(results[k][2], dones):
+                    raise RuntimeError(f"venv {k!r} diverged from {names[0]!r}: build them with the same seed")
+            obs = {k: r[0] for k, r in results.items()}
+            screens = lead.get_attr("last_raw_frame")
+            steps += n_envs
+            for i in np.flatnonzero(~dones):
+                if rewards[i] != 0:
+                    if got_r < n_rewarded:
+                        keep(n_unrewarded + got_r, i, rewards[i])
+                        got_r += 1
+                        bar.update()
+                else:
+                    slot = seen_u if seen_u < n_unrewarded else rng.integers(seen_u + 1)
+                    if slot < n_unrewarded:
+                        keep(int(slot), i, 0.0)
+                    seen_u += 1
+    return out
+
+
+def split_by_time(reward: np.ndarray, step: np.ndarray, n_train: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices for :func:`collect_balanced`'s output: in each class (rewarded, unrewarded) the
+    earliest ``n_train // 2`` samples train, the later ones test (held-out play, not neighbours of training
+    frames). Indices, not copies, so that large arrays are copied once."""
+    rewarded = reward != 0
+    train_idx, test_idx = [], []
+    for cls in (rewarded, ~rewarded):
+        idx = np.flatnonzero(cls)[np.argsort(step[cls], kind="stable")]
+        if len(idx) <= n_train // 2:
+            raise ValueError(f"only {len(idx)} samples in a class, {n_train // 2} wanted for training")
+        train_idx.append(idx[: n_train // 2])
+        test_idx.append(idx[n_train // 2:])
+    return np.concatenate(train_idx), np.concatenate(test_idx)

@@ -70,6 +70,58 @@ class MazeRetrain:
     gamma: float = 0.97  #: as for the expert
 
 
+@dataclass(frozen=True)
+class AtariExpert:
+    """PPO expert with the usual Atari recipe (PAPER.md section 2); 10M steps in the paper."""
+
+    total_timesteps: int  #: PPO environment steps (all envs together)
+    eval_freq: int  #: environment steps between evaluations (best checkpoint kept)
+    n_eval_episodes: int  #: whole games per evaluation (each gives several per-life returns and one game score)
+    n_envs: int = 8  #: parallel environments
+    n_steps: int = 128  #: rollout length per environment
+    n_epochs: int = 4  #: PPO epochs per rollout
+    batch_size: int = 256  #: PPO minibatch size
+    learning_rate: float = 2.5e-4  #: initial learning rate, decayed linearly to 0
+    clip_range: float = 0.1  #: initial clip range, decayed linearly to 0
+    ent_coef: float = 0.01  #: entropy bonus
+    vf_coef: float = 0.5  #: value loss weight
+
+
+@dataclass(frozen=True)
+class AtariDataset:
+    """Balanced (rewarded / unrewarded) observations s' from the expert's stochastic play."""
+
+    n_train: int  #: training observations, half of them rewarded
+    n_test: int  #: held-out observations, half of them rewarded
+    max_steps: int  #: most environment steps spent collecting before giving up
+    n_screens: int = 64  #: raw 210x160 RGB screens kept (test split) for figures
+    n_envs: int = 8  #: parallel environments
+
+
+@dataclass(frozen=True)
+class AtariRewardModel:
+    """R(s') = Nature-CNN + Linear(512, 1), fitted by regression on the clipped reward."""
+
+    epochs: int  #: passes over the training set
+    batch_size: int = 20  #: minibatch size (the paper's)
+    learning_rate: float = 1e-3  #: Adam learning rate (PyTorch's default)
+
+
+@dataclass(frozen=True)
+class AtariSaliency:
+    """Occlusion, gradient and Integrated-Gradients saliency; score-saliency shares; score edits."""
+
+    n_frames: int  #: held-out frames averaged over for the shares and the score edits
+    ig_steps: int = 32  #: Integrated Gradients steps
+
+
+@dataclass(frozen=True)
+class AtariFigure5:
+    """A reward model on expert play in the other score setting (Figure 5)."""
+
+    n_steps: int  #: consecutive steps plotted (the paper: 100-200)
+
+
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {
         "maze_expert": MazeExpert(total_timesteps=1_024, eval_freq=512, n_eval_episodes=5),
@@ -78,6 +130,12 @@ SIZES: dict[str, dict[str, Any]] = {
         "maze_saliency": MazeSaliency(),
         "maze_counterfactuals": MazeCounterfactuals(max_placements=8),
         "maze_retrain": MazeRetrain(total_timesteps=512, n_seeds=1, eval_freq=256, n_eval_episodes=3),
+        "atari_expert": AtariExpert(total_timesteps=2_048, eval_freq=1_024, n_eval_episodes=2, n_envs=4, n_steps=128,
+                                    batch_size=128),
+        "atari_dataset": AtariDataset(n_train=32, n_test=16, max_steps=40_000, n_screens=8, n_envs=4),
+        "atari_reward_model": AtariRewardModel(epochs=1),
+        "atari_saliency": AtariSaliency(n_frames=8, ig_steps=4),
+        "atari_figure5": AtariFigure5(n_steps=24),
     },
     "default": {
         "maze_expert": MazeExpert(total_timesteps=45_000, eval_freq=2_500, n_eval_episodes=50),
@@ -86,6 +144,11 @@ SIZES: dict[str, dict[str, Any]] = {
         "maze_saliency": MazeSaliency(),
         "maze_counterfactuals": MazeCounterfactuals(max_placements=81),
         "maze_retrain": MazeRetrain(total_timesteps=30_000, n_seeds=5, eval_freq=1_000),
+        "atari_expert": AtariExpert(total_timesteps=250_000, eval_freq=50_000, n_eval_episodes=4),
+        "atari_dataset": AtariDataset(n_train=8_000, n_test=2_000, max_steps=1_000_000),
+        "atari_reward_model": AtariRewardModel(epochs=5),
+        "atari_saliency": AtariSaliency(n_frames=200),
+        "atari_figure5": AtariFigure5(n_steps=200),
     },
     "paper": {
         "maze_expert": MazeExpert(total_timesteps=45_000, eval_freq=1_000, n_eval_episodes=50),
@@ -94,6 +157,11 @@ SIZES: dict[str, dict[str, Any]] = {
         "maze_saliency": MazeSaliency(),
         "maze_counterfactuals": MazeCounterfactuals(max_placements=81),
         "maze_retrain": MazeRetrain(total_timesteps=30_000, n_seeds=10, eval_freq=1_000),
+        "atari_expert": AtariExpert(total_timesteps=10_000_000, eval_freq=250_000, n_eval_episodes=10),
+        "atari_dataset": AtariDataset(n_train=50_000, n_test=25_000, max_steps=20_000_000),
+        "atari_reward_model": AtariRewardModel(epochs=5),
+        "atari_saliency": AtariSaliency(n_frames=1_000),
+        "atari_figure5": AtariFigure5(n_steps=200),
     },
 }
 

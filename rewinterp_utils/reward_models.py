@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,6 +33,34 @@ class MazeRewardMLP(nn.Module):
         """Predicted reward, shape ``(batch,)``, for grids of shape ``(batch, H, W)``."""
         x = torch.stack([s, s_next], dim=1).to(self.net[1].weight.dtype)
         return self.net(x).squeeze(-1)
+
+
+class AtariRewardCNN(nn.Module):
+    """R(s'): SB3's Nature-CNN feature extractor (512 features) + Linear(512, 1) (PAPER.md section 2).
+
+    Input: stacked frames ``(batch, 84, 84, 4)`` channels-last uint8 as SB3's Atari wrappers give them
+    (or channels-first ``(batch, 4, 84, 84)``); pixels are scaled to [0, 1] inside.
+    ``uses_state = False``: the learned-reward wrapper passes only s'.
+    """
+
+    uses_state = False
+
+    def __init__(self, n_stack: int = 4, size: int = 84) -> None:
+        super().__init__()
+        from gymnasium import spaces
+        from stable_baselines3.common.torch_layers import NatureCNN
+
+        space = spaces.Box(0, 255, shape=(n_stack, size, size), dtype=np.uint8)
+        self.features = NatureCNN(space, features_dim=512, normalized_image=False)
+        self.head = nn.Linear(512, 1)
+        self.obs_shape = (size, size, n_stack)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Predicted reward, shape ``(batch,)``."""
+        x = obs.float()
+        if x.shape[-1] == self.obs_shape[-1] and x.shape[1] != self.obs_shape[-1]:
+            x = x.permute(0, 3, 1, 2)
+        return self.head(self.features(x / 255.0)).squeeze(-1)
 
 
 def save_model(model: nn.Module, path: Path) -> None:

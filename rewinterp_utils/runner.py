@@ -57,7 +57,7 @@ def _execute(stage: Stage, profile: str, cell: dict[str, Any], workdir: Path) ->
 
 def stages_for(chapters: Iterable[str]) -> list[Stage]:
     """The stages of ``chapters`` in dependency order (the order of ``STAGES``)."""
-    return [s for s in STAGES.values() if s.chapter in set(chapters)]
+    return [s for s in STAGES.values() if s.chapter in (*chapters, "book")]
 
 
 def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | None = None,
@@ -74,7 +74,7 @@ def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | Non
     workdir.mkdir(parents=True, exist_ok=True)
     # Kernels inherit this environment: one artifact root, one BLAS thread per parallel job, no bars.
     os.environ.update(REWINTERP_ARTIFACTS=str(root), TQDM_DISABLE="1",
-                      OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // jobs)), MPLBACKEND="Agg")
+                      OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // jobs)))
     for s in stages:
         todo = [c for c in grids[s.name] if force or s.always_run or not is_done(s, profile, c)]
         skipped = len(grids[s.name]) - len(todo)

@@ -8,7 +8,9 @@ from typing import Any
 from rewinterp_utils.envs import check_maze_id
 from rewinterp_utils.profiles import resolve
 
-CHAPTERS: tuple[str, ...] = ("gridworld",)
+CHAPTERS: tuple[str, ...] = ("gridworld", "atari")
+ATARI_GAMES: tuple[str, ...] = ("Breakout", "Seaquest")
+SCORES: tuple[str, ...] = ("shown", "hidden")
 COINFLIP = "EmptyMaze-10x10-CoinFlipGoal-v3"
 TWOGOALS = "EmptyMaze-10x10-TwoGoals-v3"
 REWARDS: tuple[str, ...] = ("true", "learned")
@@ -40,6 +42,10 @@ class Stage:
                 check_maze_id(value)
             if name == "reward" and value not in REWARDS:
                 raise ValueError(f"unknown reward {value!r}; valid rewards: {', '.join(REWARDS)}")
+            if name == "game" and value not in ATARI_GAMES:
+                raise ValueError(f"unknown game {value!r}; valid games: {', '.join(ATARI_GAMES)}")
+            if name == "score" and value not in SCORES:
+                raise ValueError(f"unknown score setting {value!r}; valid: {', '.join(SCORES)}")
         return out
 
     def key(self, params: dict[str, Any]) -> str:
@@ -59,10 +65,15 @@ class Stage:
             ]
         if self.name == "maze_figure3" and n_seeds is not None:
             return [{"n_seeds": n_seeds}]
+        if self.name == "atari_reward_model":
+            return [{"game": g, "score": s} for g in ATARI_GAMES for s in SCORES]
+        if "game" in dict(self.defaults):
+            return [{"game": g} for g in ATARI_GAMES]
         return [{}]
 
 
 _PIPE = (("seed", 0), ("env_id", COINFLIP))
+_GAME = (("game", "Breakout"), ("seed", 0))
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
@@ -80,7 +91,15 @@ STAGES: dict[str, Stage] = {
               "maze_retrain"),
         Stage("maze_figure3", "gridworld", "Retraining curves (Figure 3)", (), (("rm_env_id", COINFLIP),
               ("rm_seed", 0)), "maze_retrain"),
-        Stage("reproducing", "gridworld", "Sizes and timings of this build", (), (), None, always_run=True),
+        Stage("atari_expert", "atari", "Train the PPO Atari experts", ("game", "seed"), _GAME, "atari_expert"),
+        Stage("atari_dataset", "atari", "Collect balanced observations", ("game", "seed"), _GAME, "atari_dataset"),
+        Stage("atari_reward_model", "atari", "Fit R(s') with the score shown and hidden", ("game", "score", "seed"),
+              (("game", "Breakout"), ("score", "shown"), ("seed", 0)), "atari_reward_model"),
+        Stage("atari_saliency", "atari", "Saliency and the score display (Figure 4)", ("game", "seed"), _GAME,
+              "atari_saliency"),
+        Stage("atari_figure5", "atari", "Reward models across score settings (Figure 5)", ("game", "seed"), _GAME,
+              "atari_figure5"),
+        Stage("reproducing", "book", "Sizes and timings of this build", (), (), None, always_run=True),
     )
 }
 

@@ -1,0 +1,300 @@
+"""Saliency of Atari reward models R(s') and the score-box tests of the paper (PAPER.md, Atari part).
+
+Every method takes observations as SB3's Atari wrappers give them: ``(N, 84, 84, 4)`` (or one ``(84, 84, 4)``)
+channels-last stacks, pixels 0..255 (uint8 or float), and a model mapping such a batch to rewards ``(N,)``
+(e.g. :class:`~rewinterp_utils.reward_models.AtariRewardCNN`). Outputs keep the batch axis iff the input has it.
+
+Methods (:func:`attribute` dispatches on ``method``; every one gives a per-pixel ``(N, 84, 84)`` map):
+
+* ``"occlusion"``: Greydanus et al. 2018, "Visualizing and understanding Atari agents", as used by the paper.
+  For every mask centre ``(ci, cj)`` on a grid of stride 5 (0, 5, ..., 80: 17 x 17 = 289 centres) the input is
+  perturbed by ``I' = I * (1 - M) + A(I, 3) * M`` with the unnormalised Gaussian mask
+  ``M[i, j] = exp(-((i - ci)^2 + (j - cj)^2) / (2 * 5^2))`` (the same at every stacked frame) and ``A(I, 3)``
+  a Gaussian blur (sigma 3) of every frame (``scipy.ndimage.gaussian_filter``, its default ``reflect`` border
+  and truncation at 4 sigma, as in Greydanus' code). The score is ``S(ci, cj) = 0.5 * (R(I) - R(I'))^2``.
+  :func:`occlusion_saliency` computes it batched (all 289 perturbed inputs in a few forward passes);
+  :func:`occlusion_saliency_loop` (``"occlusion_loop"``) is the literal per-position reference.
+  The 17 x 17 maps are upsampled to 84 x 84 (or to the 210 x 160 screen) by :func:`upsample_saliency`.
+* ``"gradient"``: ``|dR/dI|`` (captum ``Saliency``), :func:`gradient_attribution`.
+* ``"integrated_gradients"``: captum ``IntegratedGradients`` from an all-zero (black) baseline,
+  :func:`integrated_gradients_attribution`; signed, its sum is ``R(I) - R(0)`` (completeness).
+
+Gradient methods are in pixel units (0..255) and :func:`attribute` sums them over the frame-stack axis.
+
+Score-box helpers: :func:`saliency_share` (share of the saliency mass inside the score box),
+:func:`score_area_share` (share of the frame the box covers, the share a uniform map would give) and
+:func:`score_edit` (paste another frame's score into a stack: the causal test).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from captum.attr import IntegratedGradients
+from scipy.ndimage import gaussian_filter
+from torch import nn
+
+from rewinterp_utils.envs.atari import SCORE_BOXES, SCREEN_SHAPE, ScoreBox
+from rewinterp_utils.saliency import gradient_saliency
+
+METHODS: tuple[str, ...] = ("occlusion", "occlusion_loop", "gradient", "integrated_gradients")
+"""The ``method`` names :func:`attribute` accepts."""
+OBS_SHAPE: tuple[int, int, int] = (84, 84, 4)
+"""Default ``(height, width, n_stack)`` of one observation; a model's ``obs_shape`` attribute overrides it."""
+STRIDE, MASK_SIGMA, BLUR_SIGMA = 5, 5.0, 3.0
+"""Greydanus et al.'s occlusion grid stride, mask sigma and blur sigma (pixels of the 84 x 84 frame)."""
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def _obs_shape(model: nn.Module) -> tuple[int, int, int]:
+    return tuple(getattr(model, "obs_shape", OBS_SHAPE))  # type: ignore[return-value]
+
+
+def _check_obs(obs: np.ndarray | torch.Tensor, model: nn.Module) -> tuple[np.ndarray, bool]:
+    """``obs`` as an ``(N, H, W, C)`` numpy array, and whether it came without the batch axis."""
+    if isinstance(obs, torch.Tensor):
+        obs = obs.detach().cpu().numpy()
+    obs = np.asarray(obs)
+    shape = _obs_shape(model)
+    if obs.shape == shape:
+        return obs[None], True
+    if obs.ndim == 4 and obs.shape[1:] == shape:
+        return obs, False
+    raise ValueError(f"expected observations of shape (N, {', '.join(map(str, shape))}) or {shape} "
+                     f"(channels last, pixels 0..255), got {obs.shape}")
+
+
+def _param(model: nn.Module) -> tuple[torch.dtype, torch.device]:
+    """Float dtype and device of the model's parameters (float32 on the CPU for a parameter-free model)."""
+    p = next(model.parameters(), None)
+    return (p.dtype, p.device) if p is not None and p.is_floating_point() else (torch.float32, torch.device("cpu"))
+
+
+def _box(game: str) -> ScoreBox:
+    if game not in SCORE_BOXES:
+        raise ValueError(f"unknown game {game!r}; supported games: {', '.join(SCORE_BOXES)}")
+    return SCORE_BOXES[game]
+
+
+def _squeeze(x: np.ndarray, single: bool) -> np.ndarray:
+    return x[0] if single else x
+
+
+# --------------------------------------------------------------------------------------------- occlusion
+def mask_centres(size: int = 84, stride: int = STRIDE) -> np.ndarray:
+    """Mask centres along one axis: ``0, stride, ...`` below ``size`` (17 centres for 84 and stride 5)."""
+    return np.arange(0, size, stride)
+
+
+def gaussian_mask(size: int, centre: tuple[int, int], sigma: float = MASK_SIGMA) -> np.ndarray:
+    """Unnormalised Gaussian ``(size, size)`` mask, 1 at ``centre``: ``exp(-|p - centre|^2 / (2 sigma^2))``."""
+    i, j = np.ogrid[:size, :size]
+    return np.exp(-((i - centre[0]) ** 2 + (j - centre[1]) ** 2) / (2.0 * sigma**2))
+
+
+@lru_cache(maxsize=16)
+def _masks(size: int, stride: int, sigma: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    c = mask_centres(size, stride)
+    masks = np.stack([gaussian_mask(size, (ci, cj), sigma) for ci in c for cj in c])
+    return torch.as_tensor(masks.reshape(len(c), len(c), size, size), dtype=dtype, device=device)
+
+
+def occlusion_masks(size: int = 84, stride: int = STRIDE, sigma: float = MASK_SIGMA,
+                    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """All masks, ``(K, K, size, size)`` with ``K = len(mask_centres(size, stride))``: ``[a, b]`` is centred
+    at ``(stride * a, stride * b)``. Built once per ``(size, stride, sigma, device, dtype)`` and cached:
+    treat the returned tensor as read-only."""
+    return _masks(int(size), int(stride), float(sigma), torch.device(device), dtype)
+
+
+def blur_frames(obs: np.ndarray, sigma: float = BLUR_SIGMA) -> np.ndarray:
+    """``A(I, sigma)``: each frame of ``(..., H, W, C)`` stacks blurred by ``scipy.ndimage.gaussian_filter``
+    (float64; not across frames or observations)."""
+    obs = np.asarray(obs, dtype=np.float64)
+    return gaussian_filter(obs, sigma=(0,) * (obs.ndim - 3) + (sigma, sigma, 0))
+
+
+@torch.no_grad()
+def occlusion_saliency(model: nn.Module, obs: np.ndarray | torch.Tensor, stride: int = STRIDE,
+                       sigma: float = MASK_SIGMA, blur_sigma: float = BLUR_SIGMA,
+                       chunk_size: int | None = None) -> np.ndarray:
+    """Greydanus occlusion scores ``0.5 * (R(I) - R(I'))^2`` on the mask grid, batched: ``(N, 17, 17)``
+    (``(17, 17)`` for one observation), float64.
+
+    Per observation the blur is computed once and the perturbed inputs ``I + M * (A - I)`` of all masks are
+    formed by broadcasting (cached masks) and run through the model ``chunk_size`` at a time (default: all
+    289 in one pass). They are built channels-first (broadcasting over the last axis is ~3x slower) and
+    handed to the model as a channels-last view, so a model that permutes back to channels-first (as
+    ``AtariRewardCNN`` does) gets contiguous memory. The model is put in eval mode.
+    """
+    obs, single = _check_obs(obs, model)
+    model.eval()
+    dtype, device = _param(model)
+    size = obs.shape[1]
+    masks = occlusion_masks(size, stride, sigma, device, dtype)
+    k = masks.shape[0]
+    masks = masks.reshape(k * k, 1, size, size)
+    chunk = chunk_size or k * k
+    images = torch.as_tensor(obs, dtype=dtype, device=device).permute(0, 3, 1, 2)  # (N, C, H, W)
+    blurred = torch.as_tensor(blur_frames(obs, blur_sigma), dtype=dtype, device=device).permute(0, 3, 1, 2)
+    scores = np.empty((len(obs), k * k))
+    for n, (image, diff) in enumerate(zip(images, blurred - images)):
+        r0 = model(image[None].permute(0, 2, 3, 1)).double()
+        for start in range(0, k * k, chunk):
+            perturbed = torch.addcmul(image, masks[start:start + chunk], diff)  # I + M (A - I): (chunk, C, H, W)
+            r = model(perturbed.permute(0, 2, 3, 1)).double()
+            scores[n, start:start + chunk] = (0.5 * (r0 - r) ** 2).cpu().numpy()
+    return _squeeze(scores.reshape(len(obs), k, k), single)
+
+
+@torch.no_grad()
+def occlusion_saliency_loop(model: nn.Module, obs: np.ndarray | torch.Tensor, stride: int = STRIDE,
+                            sigma: float = MASK_SIGMA, blur_sigma: float = BLUR_SIGMA) -> np.ndarray:
+    """Reference for :func:`occlusion_saliency`, written as Greydanus et al.'s code: for every centre, build
+    the mask, ``I' = I * (1 - M) + A(I) * M`` (blur recomputed, in float64 numpy) and run one single-sample
+    forward pass. Same output; slow (289 forward passes per observation)."""
+    obs, single = _check_obs(obs, model)
+    model.eval()
+    dtype, device = _param(model)
+
+    def reward(x: np.ndarray) -> float:
+        return float(model(torch.as_tensor(x[None], dtype=dtype, device=device)))
+
+    centres = mask_centres(obs.shape[1], stride)
+    scores = np.empty((len(obs), len(centres), len(centres)))
+    for n, image in enumerate(obs.astype(np.float64)):
+        r0 = reward(image)
+        for a, ci in enumerate(centres):
+            for b, cj in enumerate(centres):
+                mask = gaussian_mask(image.shape[0], (ci, cj), sigma)[..., None]
+                perturbed = image * (1 - mask) + blur_frames(image, blur_sigma) * mask
+                scores[n, a, b] = 0.5 * (r0 - reward(perturbed)) ** 2
+    return _squeeze(scores, single)
+
+
+def _interp_matrix(n_out: int, n_grid: int, stride: int, size: int) -> np.ndarray:
+    """``(n_out, n_grid)`` linear-interpolation weights from grid values at pixels ``0, stride, ...`` of a
+    ``size``-pixel axis to ``n_out`` pixels covering the same extent (pixel centres aligned)."""
+    pos = (np.arange(n_out) + 0.5) * size / n_out - 0.5  # output pixel centres in input pixel units
+    g = np.clip(pos / stride, 0, n_grid - 1)
+    lo = np.minimum(np.floor(g).astype(int), max(n_grid - 2, 0))
+    w = g - lo
+    out = np.zeros((n_out, n_grid))
+    np.add.at(out, (np.arange(n_out), lo), 1 - w)
+    np.add.at(out, (np.arange(n_out), np.minimum(lo + 1, n_grid - 1)), w)
+    return out
+
+
+def upsample_saliency(scores: np.ndarray, shape: tuple[int, int] = (84, 84), stride: int = STRIDE,
+                      size: int = 84) -> np.ndarray:
+    """Upsample occlusion maps ``(..., K, K)`` to ``(..., *shape)`` by bilinear interpolation.
+
+    Each grid value sits at its mask centre: for ``shape=(84, 84)`` the output equals the score exactly at
+    the centres ``(5a, 5b)``, is linear in between and constant beyond the last centre (rows/cols 81..83).
+    Any other ``shape`` covers the same frame with pixel centres aligned, e.g. ``shape=SCREEN_SHAPE``
+    (210, 160) for overlays on the raw screen, which ``WarpFrame`` squeezes onto the whole 84 x 84 frame.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    wy = _interp_matrix(shape[0], scores.shape[-2], stride, size)
+    wx = _interp_matrix(shape[1], scores.shape[-1], stride, size)
+    return np.einsum("yk,...kl,xl->...yx", wy, scores, wx)
+
+
+# ---------------------------------------------------------------------------------------- gradient based
+def gradient_attribution(model: nn.Module, obs: np.ndarray | torch.Tensor) -> np.ndarray:
+    """``|dR/dI|`` (captum ``Saliency``) per pixel and frame: ``(N, 84, 84, 4)``, in reward per pixel unit."""
+    obs, single = _check_obs(obs, model)
+    dtype, device = _param(model)
+    (grad,) = gradient_saliency(model, torch.as_tensor(obs, dtype=dtype, device=device))
+    return _squeeze(grad.cpu().double().numpy(), single)
+
+
+def integrated_gradients_attribution(model: nn.Module, obs: np.ndarray | torch.Tensor, n_steps: int = 50,
+                                     internal_batch_size: int | None = None) -> np.ndarray:
+    """captum ``IntegratedGradients`` from an all-zero baseline: ``(N, 84, 84, 4)``, signed; summed over all
+    pixels and frames it approximates ``R(I) - R(0)``. The model is put in eval mode."""
+    obs, single = _check_obs(obs, model)
+    model.eval()
+    dtype, device = _param(model)
+    x = torch.as_tensor(obs, dtype=dtype, device=device)
+    attr = IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), n_steps=n_steps,
+                                                internal_batch_size=internal_batch_size)
+    return _squeeze(attr.detach().cpu().double().numpy(), single)
+
+
+# ------------------------------------------------------------------------------------------- entry point
+def attribute(model: nn.Module, obs: np.ndarray | torch.Tensor, method: str = "occlusion",
+              **kwargs: Any) -> np.ndarray:
+    """Per-pixel saliency map ``(N, 84, 84)`` (``(84, 84)`` for one observation) of ``model`` at ``obs``.
+
+    ``method``: ``"occlusion"`` / ``"occlusion_loop"`` (17 x 17 scores upsampled by :func:`upsample_saliency`;
+    the raw grid comes from :func:`occlusion_saliency`), ``"gradient"`` (``|dR/dI|`` summed over the frame
+    stack) or ``"integrated_gradients"`` (signed attributions summed over the frame stack). ``kwargs`` go to
+    the method's function (e.g. ``chunk_size``, ``n_steps``).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown attribution method {method!r}; valid methods: {', '.join(METHODS)}")
+    obs, single = _check_obs(obs, model)
+    size = obs.shape[1]
+    if method in ("occlusion", "occlusion_loop"):
+        fn = occlusion_saliency if method == "occlusion" else occlusion_saliency_loop
+        out = upsample_saliency(fn(model, obs, **kwargs), (size, size), kwargs.get("stride", STRIDE), size)
+    elif method == "gradient":
+        out = gradient_attribution(model, obs, **kwargs).sum(-1)
+    else:
+        out = integrated_gradients_attribution(model, obs, **kwargs).sum(-1)
+    return _squeeze(out, single)
+
+
+# ---------------------------------------------------------------------------------------------- score box
+def saliency_share(saliency_map_84: np.ndarray, game: str) -> float | np.ndarray:
+    """Share of the saliency mass ``|map|`` inside ``game``'s score box (``obs_slices(84, inner=False)``).
+
+    ``saliency_map_84``: ``(84, 84)`` -> float, or ``(N, 84, 84)`` -> ``(N,)``; NaN for an all-zero map.
+    Compare with :func:`score_area_share`, the share a uniform map gives.
+    """
+    m = np.abs(np.asarray(saliency_map_84, dtype=np.float64))
+    if m.ndim not in (2, 3) or m.shape[-2:] != (84, 84):
+        raise ValueError(f"expected a saliency map of shape (84, 84) or (N, 84, 84), got {m.shape}")
+    rs, cs = _box(game).obs_slices(84, inner=False)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = m[..., rs, cs].sum(axis=(-2, -1)) / m.sum(axis=(-2, -1))
+    return float(share) if m.ndim == 2 else share
+
+
+def score_area_share(game: str) -> float:
+    """Fraction of the 84 x 84 frame covered by ``game``'s score box (``obs_slices(84, inner=False)``)."""
+    rs, cs = _box(game).obs_slices(84, inner=False)
+    return (rs.stop - rs.start) * (cs.stop - cs.start) / 84**2
+
+
+def score_edit(stacks: np.ndarray, donor_frames: np.ndarray, game: str, frame: int = -1) -> np.ndarray:
+    """Copies of the ``(N, 84, 84, C)`` ``stacks`` whose score box (``obs_slices(84, inner=False)``) in frame
+    ``frame`` of the stack axis is taken from the ``(N, 84, 84)`` ``donor_frames`` (one stack and one
+    ``(84, 84)`` frame work too). The inputs are not modified.
+
+    The causal test: paste a later frame's score into an unrewarded stack (fake increment) or an earlier
+    frame's score into a rewarded stack (frozen score) and compare the model's rewards.
+    """
+    stacks, donor_frames = np.asarray(stacks), np.asarray(donor_frames)
+    if stacks.ndim not in (3, 4) or stacks.shape[-3:-1] != (84, 84):
+        raise ValueError(f"expected stacks of shape (N, 84, 84, C) or (84, 84, C), got {stacks.shape}")
+    if donor_frames.shape != stacks.shape[:-1]:
+        raise ValueError(f"expected donor_frames of shape {stacks.shape[:-1]}, got {donor_frames.shape}")
+    if not -stacks.shape[-1] <= frame < stacks.shape[-1]:
+        raise ValueError(f"frame {frame} out of range for {stacks.shape[-1]} stacked frames")
+    rs, cs = _box(game).obs_slices(84, inner=False)
+    out = stacks.copy()
+    out[..., rs, cs, frame] = donor_frames[..., rs, cs]
+    return out
+
+
+__all__ = [
+    "BLUR_SIGMA", "MASK_SIGMA", "METHODS", "OBS_SHAPE", "SCREEN_SHAPE", "STRIDE", "attribute", "blur_frames",
+    "gaussian_mask", "gradient_attribution", "integrated_gradients_attribution", "mask_centres",
+    "occlusion_masks", "occlusion_saliency", "occlusion_saliency_loop", "saliency_share", "score_area_share",
+    "score_edit", "upsample_saliency",
+]

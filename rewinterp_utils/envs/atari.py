@@ -1,0 +1,367 @@
+"""Atari environments of the paper (PAPER.md, Atari part): score masking and DeepMind preprocessing.
+
+The paper trains reward models on ``BreakoutNoFrameskip-v4`` and ``SeaquestNoFrameskip-v4`` and asks whether
+they read the *score shown on the screen*. This module
+
+* keeps a table of score boxes (:data:`SCORE_BOXES`, one :class:`ScoreBox` per game; add games there),
+* masks the box on the raw 210x160 RGB screen (:class:`ScoreMask`: ``"shown"``, ``"hidden"``, ``"blurred"``),
+* builds the vectorised, preprocessed env the agents see (:func:`make_atari_venv`), and
+* evaluates a policy reporting both the paper's per-life clipped return and the full game score
+  (:func:`evaluate_atari`).
+
+Wrapper order of one sub-env of :func:`make_atari_venv`, innermost first::
+
+    gym.make(env_id)             raw ALE env, 210x160x3 RGB, frameskip 1, no sticky actions
+    ScoreMask(game, score)       the mask acts on every frame the ALE produces
+    Monitor                      unclipped reward of whole games -> info["episode"]["r"], ["l"] in raw frames
+    AtariWrapper                 noop reset, MaxAndSkip(4), EpisodicLife, FireReset, WarpFrame 84x84 grey,
+                                 ClipReward {-1, 0, 1}
+    DummyVecEnv / SubprocVecEnv
+    VecFrameStack(4)             observation (n_envs, 84, 84, 4) uint8, channels last
+
+SB3 2.9's ``AtariWrapper`` only ever sees frames through the observations returned by ``step``/``reset`` of
+the env below it: ``MaxAndSkipEnv`` max-pools the ``obs`` returned by ``env.step``, ``NoopResetEnv`` and
+``FireResetEnv`` return the ``obs`` of their ``env.step`` calls, ``WarpFrame`` transforms the observation.
+Only ``EpisodicLifeEnv`` talks to the ALE directly, and only for ``ale.lives()``. So a mask placed right on the
+raw env is what the agent sees (checked end to end by ``tests/test_atari_env.py``). ``env.render()`` and
+``env.unwrapped.ale.getScreenRGB()`` do bypass the mask: they give the unmasked screen.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Sequence
+
+import ale_py
+import cv2
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.atari_wrappers import AtariWrapper
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack
+
+gym.register_envs(ale_py)
+
+ScoreMode = Literal["shown", "hidden", "blurred"]
+SCORE_MODES: tuple[str, ...] = ("shown", "hidden", "blurred")
+SCREEN_SHAPE: tuple[int, int] = (210, 160)
+"""(rows, cols) of the raw ALE screen."""
+BLUR_SIGMA = 3.0
+
+
+@dataclass(frozen=True)
+class ScoreBox:
+    """Where a game draws its score on the raw 210x160 RGB screen.
+
+    ``rows`` and ``cols`` are *inclusive* (start, stop) pixel ranges; ``background`` is the (row, col) of a
+    pixel outside the box whose colour is the background the box is painted with in ``"hidden"`` mode.
+    """
+
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    background: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        (r0, r1), (c0, c1) = self.rows, self.cols
+        if not (0 <= r0 <= r1 < SCREEN_SHAPE[0] and 0 <= c0 <= c1 < SCREEN_SHAPE[1]):
+            raise ValueError(f"score box rows {self.rows} cols {self.cols} outside the {SCREEN_SHAPE} screen")
+        br, bc = self.background
+        if not (0 <= br < SCREEN_SHAPE[0] and 0 <= bc < SCREEN_SHAPE[1]):
+            raise ValueError(f"background pixel {self.background} outside the {SCREEN_SHAPE} screen")
+        if r0 <= br <= r1 and c0 <= bc <= c1:
+            raise ValueError(f"background pixel {self.background} lies inside the box")
+
+    @property
+    def row_slice(self) -> slice:
+        return slice(self.rows[0], self.rows[1] + 1)
+
+    @property
+    def col_slice(self) -> slice:
+        return slice(self.cols[0], self.cols[1] + 1)
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """``frame[box.slices]`` is the box of a (210, 160[, 3]) frame."""
+        return self.row_slice, self.col_slice
+
+    def mask(self, shape: tuple[int, int] = SCREEN_SHAPE) -> np.ndarray:
+        """Boolean (rows, cols) array, True inside the box."""
+        m = np.zeros(shape, dtype=bool)
+        m[self.slices] = True
+        return m
+
+    def obs_slices(self, screen_size: int = 84, inner: bool = True) -> tuple[slice, slice]:
+        """The box on the ``screen_size`` x ``screen_size`` observation of ``WarpFrame`` (``cv2.INTER_AREA``).
+
+        ``inner=True``: the resized pixels computed only from pixels inside the box; ``inner=False``: every
+        resized pixel that any box pixel contributes to.
+        """
+        out = []
+        for (start, stop), n in ((self.rows, SCREEN_SHAPE[0]), (self.cols, SCREEN_SHAPE[1])):
+            scale = n / screen_size
+            lo, hi = start / scale, (stop + 1) / scale
+            if inner:
+                out.append(slice(math.ceil(lo - 1e-9), math.floor(hi + 1e-9)))
+            else:
+                out.append(slice(math.floor(lo + 1e-9), min(math.ceil(hi - 1e-9), screen_size)))
+        return out[0], out[1]
+
+
+SCORE_BOXES: dict[str, ScoreBox] = {
+    "Breakout": ScoreBox(rows=(4, 16), cols=(35, 81), background=(10, 10)),
+    "Seaquest": ScoreBox(rows=(7, 19), cols=(70, 120), background=(8, 65)),
+}
+"""Score boxes of the paper's games, keyed by game name (the env id without ``NoFrameskip-v4``)."""
+
+ATARI_IDS: tuple[str, ...] = tuple(f"{game}NoFrameskip-v4" for game in SCORE_BOXES)
+"""The env ids :func:`make_atari_venv` accepts: ``<Game>NoFrameskip-v4`` for every game of :data:`SCORE_BOXES`."""
+
+
+def game_of(env_id: str) -> str:
+    """The game name of an ALE id: ``"BreakoutNoFrameskip-v4"`` -> ``"Breakout"``, ``"ALE/Seaquest-v5"`` -> ``"Seaquest"``."""
+    name = env_id.split("/")[-1].split("-v")[0]
+    for suffix in ("NoFrameskip", "Deterministic"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in SCORE_MODES:
+        raise ValueError(f"unknown score mode {mode!r}; modes: {', '.join(SCORE_MODES)}")
+
+
+def _box_of(game: str) -> ScoreBox:
+    if game not in SCORE_BOXES:
+        raise ValueError(
+            f"no score box known for game {game!r}; supported games: {', '.join(SCORE_BOXES)} "
+            "(add one to SCORE_BOXES)"
+        )
+    return SCORE_BOXES[game]
+
+
+def mask_frame(frame: np.ndarray, game: str, mode: str, sigma: float = BLUR_SIGMA) -> np.ndarray:
+    """The raw (210, 160, 3) RGB ``frame`` with ``game``'s score box shown, hidden or blurred (a new array
+    unless ``mode == "shown"``, which returns ``frame`` itself)."""
+    _check_mode(mode)
+    if mode == "shown":
+        return frame
+    box = _box_of(game)
+    out = frame.copy()
+    rs, cs = box.slices
+    if mode == "hidden":
+        out[rs, cs] = frame[box.background]
+        return out
+    # blurred: blur a window padded by the kernel radius, so the box's edges mix with their real surroundings
+    pad = int(math.ceil(3 * sigma))
+    r0, r1 = max(rs.start - pad, 0), min(rs.stop + pad, frame.shape[0])
+    c0, c1 = max(cs.start - pad, 0), min(cs.stop + pad, frame.shape[1])
+    window = np.ascontiguousarray(frame[r0:r1, c0:c1])
+    blurred = cv2.GaussianBlur(window, (2 * pad + 1, 2 * pad + 1), sigmaX=sigma, sigmaY=sigma,
+                               borderType=cv2.BORDER_REPLICATE)
+    out[rs, cs] = blurred[rs.start - r0:rs.stop - r0, cs.start - c0:cs.stop - c0]
+    return out
+
+
+class ScoreMask(gym.ObservationWrapper):
+    """Show, hide or blur the score of the raw 210x160x3 RGB screen; put it right on the raw env.
+
+    * ``"shown"``: identity.
+    * ``"hidden"``: the box is painted with the colour of the box's background pixel in the current frame.
+    * ``"blurred"``: the box is replaced by a Gaussian blur (``sigma``, default 3) of a padded window around it.
+
+    ``game`` defaults to :func:`game_of` of the env's id. Dynamics, rewards and RAM are untouched.
+    ``last_raw_frame`` is the unmasked RGB frame behind the last observation (for figures).
+    """
+
+    def __init__(self, env: gym.Env, game: str | None = None, mode: str = "shown", sigma: float = BLUR_SIGMA):
+        super().__init__(env)
+        _check_mode(mode)
+        if game is None:
+            if env.spec is None:
+                raise ValueError("ScoreMask needs game= for an env without a spec")
+            game = game_of(env.spec.id)
+        if mode != "shown":
+            _box_of(game)
+        shape = env.observation_space.shape
+        if shape is None or tuple(shape) != (*SCREEN_SHAPE, 3):
+            raise ValueError(f"ScoreMask expects raw {(*SCREEN_SHAPE, 3)} RGB observations, got shape {shape}")
+        self.game, self.mode, self.sigma = game, mode, float(sigma)
+        self.box: ScoreBox | None = SCORE_BOXES.get(game)
+        self.last_raw_frame: np.ndarray | None = None
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        self.last_raw_frame = observation
+        return mask_frame(observation, self.game, self.mode, self.sigma)
+
+
+def _check_env_id(env_id: str) -> None:
+    if env_id not in ATARI_IDS:
+        raise ValueError(f"unknown Atari env id {env_id!r}; supported: {', '.join(ATARI_IDS)}")
+
+
+def make_atari_venv(
+    env_id: str,
+    n_envs: int = 1,
+    seed: int = 0,
+    score: str = "shown",
+    n_stack: int = 4,
+    monitor_dir: str | None = None,
+    vec_cls: type[VecEnv] = DummyVecEnv,
+    wrapper_kwargs: dict[str, Any] | None = None,
+) -> VecEnv:
+    """The paper's vectorised Atari env: observation (n_envs, 84, 84, n_stack) uint8, reward in {-1, 0, 1}.
+
+    Per sub-env (innermost first): ``gym.make(env_id)`` -> :class:`ScoreMask` (``score``) -> SB3 ``Monitor``
+    (file ``monitor_dir/<rank>.monitor.csv`` if ``monitor_dir``) -> ``AtariWrapper(clip_reward=True,
+    terminal_on_life_loss=True, **wrapper_kwargs)``; then ``vec_cls`` and ``VecFrameStack(n_stack)``
+    (skipped for ``n_stack=1``). Sub-env ``rank`` is seeded with ``seed + rank`` (action space now, the env
+    at the first ``reset``), as ``make_vec_env`` does.
+
+    Two returns come out of this env:
+
+    * **clipped per-life return** (the paper's metric): the sum of the clipped rewards of ``step`` until
+      ``done``, which ``EpisodicLifeEnv`` raises at every lost life. A plain loop over ``venv.step`` sees it.
+    * **game score**: ``info["episode"]["r"]`` of the ``infos`` entry at the end of a game (Monitor sits under
+      the clipping and the life episodes; ``["l"]`` counts raw frames). SB3's ``evaluate_policy`` detects the
+      Monitor and returns *these* game scores, not the clipped per-life return; ``EvalCallback`` likewise.
+
+    :func:`evaluate_atari` records both.
+    """
+    _check_env_id(env_id)
+    _check_mode(score)
+    if int(n_envs) != n_envs or n_envs < 1:
+        raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
+    if int(n_stack) != n_stack or n_stack < 1:
+        raise ValueError(f"n_stack must be a positive integer, got {n_stack!r}")
+    game = game_of(env_id)
+    atari_kwargs = {"clip_reward": True, "terminal_on_life_loss": True, **(wrapper_kwargs or {})}
+    if monitor_dir is not None:
+        os.makedirs(monitor_dir, exist_ok=True)
+
+    def make_env(rank: int) -> Callable[[], gym.Env]:
+        def _init() -> gym.Env:
+            gym.register_envs(ale_py)  # again in subprocesses
+            env = gym.make(env_id)
+            env = ScoreMask(env, game, score)
+            env.action_space.seed(seed + rank)
+            path = os.path.join(monitor_dir, str(rank)) if monitor_dir is not None else None
+            env = Monitor(env, filename=path)
+            return AtariWrapper(env, **atari_kwargs)
+
+        return _init
+
+    venv = vec_cls([make_env(rank) for rank in range(n_envs)])
+    venv.seed(seed)  # sub-env i is reset with seed + i at the first reset
+    if n_stack > 1:
+        venv = VecFrameStack(venv, n_stack=n_stack)
+    return venv
+
+
+def _predict_fn(policy: Any, venv: VecEnv, deterministic: bool, seed: int) -> Callable:
+    if policy is None:
+        rng = np.random.default_rng(seed)
+        n = venv.action_space.n  # type: ignore[attr-defined]
+
+        def random_actions(obs, state, episode_start):
+            return rng.integers(0, n, size=venv.num_envs), None
+
+        return random_actions
+    if hasattr(policy, "predict"):
+        def predict(obs, state, episode_start):
+            return policy.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
+
+        return predict
+    if callable(policy):
+        return lambda obs, state, episode_start: (policy(obs), None)
+    raise TypeError("policy must be None (random), have an SB3-style .predict, or be a callable obs -> actions")
+
+
+def evaluate_atari(
+    policy: Any,
+    env: str | VecEnv,
+    n_episodes: int = 10,
+    deterministic: bool = True,
+    *,
+    n_envs: int = 1,
+    seed: int = 0,
+    score: str = "shown",
+    n_stack: int = 4,
+    max_steps: int = 100_000,
+) -> dict[str, Any]:
+    """Play ``n_episodes`` whole games and record both the clipped per-life return and the game score.
+
+    ``policy``: ``None`` (uniformly random actions, seeded by ``seed``), an object with SB3's
+    ``predict(obs, state=, episode_start=, deterministic=)`` (an algorithm or a policy), or a callable
+    ``obs -> actions``. ``env``: an env id (built with :func:`make_atari_venv` from ``n_envs``, ``seed``,
+    ``score``, ``n_stack`` and closed afterwards) or a venv of :func:`make_atari_venv`. As in SB3's
+    ``evaluate_policy``, the games are split evenly over the sub-envs beforehand. At most ``max_steps`` env
+    steps (agent steps summed over sub-envs) are taken; if they run out, ``truncated`` is True and only
+    finished lives and games are counted.
+
+    Returns ``clipped_return_mean`` (mean over life-episodes of the sum of clipped rewards: the paper's
+    metric), ``clipped_returns``, ``game_score_mean`` (mean over games of the unclipped score, Monitor's
+    ``info["episode"]["r"]``), ``game_scores``, ``game_lengths`` (raw frames), ``n_lives``, ``n_games``,
+    ``steps`` and ``truncated``. Means are NaN when nothing was finished.
+    """
+    if int(n_episodes) != n_episodes or n_episodes < 1:
+        raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
+    own = isinstance(env, str)
+    venv = make_atari_venv(env, n_envs=n_envs, seed=seed, score=score, n_stack=n_stack) if own else env
+    try:
+        act = _predict_fn(policy, venv, deterministic, seed)
+        n = venv.num_envs
+        targets = np.array([(n_episodes + i) // n for i in range(n)], dtype=int)
+        games = np.zeros(n, dtype=int)
+        life_return = np.zeros(n)
+        clipped_returns: list[float] = []
+        game_scores: list[float] = []
+        game_lengths: list[int] = []
+        obs = venv.reset()
+        state = None
+        episode_start = np.ones(n, dtype=bool)
+        steps = 0
+        while (games < targets).any() and steps < max_steps:
+            actions, state = act(obs, state, episode_start)
+            obs, rewards, dones, infos = venv.step(np.asarray(actions))
+            steps += n
+            life_return += rewards
+            episode_start = dones
+            for i in np.flatnonzero(dones):
+                if games[i] < targets[i]:
+                    clipped_returns.append(float(life_return[i]))
+                    if "episode" in infos[i]:
+                        game_scores.append(float(infos[i]["episode"]["r"]))
+                        game_lengths.append(int(infos[i]["episode"]["l"]))
+                        games[i] += 1
+                life_return[i] = 0.0
+        truncated = bool((games < targets).any())
+        if truncated:
+            warnings.warn(f"evaluate_atari: max_steps={max_steps} reached after {int(games.sum())} of "
+                          f"{n_episodes} games", RuntimeWarning, stacklevel=2)
+    finally:
+        if own:
+            venv.close()
+
+    def mean(xs: Sequence[float]) -> float:
+        return float(np.mean(xs)) if len(xs) else float("nan")
+
+    return {
+        "clipped_return_mean": mean(clipped_returns),
+        "clipped_returns": clipped_returns,
+        "game_score_mean": mean(game_scores),
+        "game_scores": game_scores,
+        "game_lengths": game_lengths,
+        "n_lives": len(clipped_returns),
+        "n_games": len(game_scores),
+        "steps": steps,
+        "truncated": truncated,
+    }
+
+
+__all__ = [
+    "ATARI_IDS", "BLUR_SIGMA", "SCORE_BOXES", "SCORE_MODES", "SCREEN_SHAPE", "ScoreBox", "ScoreMask",
+    "evaluate_atari", "game_of", "make_atari_venv", "mask_frame",
+]
