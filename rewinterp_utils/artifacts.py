@@ -125,9 +125,14 @@ class StageRun:
             k: v for k, v in given.items() if k not in dict(get_stage(stage).defaults)}) if get_stage(
             stage).sizes else None
         self.final_dir = cell_dir(self.identity)
-        self.dir = self.final_dir.parent / f".{self.final_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-        self.dir.mkdir(parents=True)
+        self._tmp = self.final_dir.parent / f".{self.final_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
         self._t0 = time.perf_counter()
+
+    @property
+    def dir(self) -> Path:
+        """The cell's temporary folder, created on first use (a stage that fails early leaves nothing)."""
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        return self._tmp
 
     def path(self, name: str) -> Path:
         """Where to write the file ``name`` of this cell."""

@@ -29,6 +29,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="rerun cells even if their artifacts are up to date")
     r.add_argument("--jobs", type=_positive, default=None, help="notebooks run at once (default: CPU cores)")
     r.add_argument("--seeds", type=_positive, default=None, help="retraining seeds per condition (default: profile's)")
+    r.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the cells on an existing Dask cluster (e.g. tcp://host:8786) instead of local processes")
     b = sub.add_parser("book", help="build the HTML book from the executed notebooks")
     b.add_argument("--profile", choices=PROFILES, default="default", help="whose executed notebooks to use")
     b.add_argument("--no-strict", action="store_true", help="do not treat Sphinx warnings as errors")
@@ -41,11 +43,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "run":
-            summary = runner.run(args.profile, args.chapter, force=args.force, jobs=args.jobs, n_seeds=args.seeds)
+            summary = runner.run(args.profile, args.chapter, force=args.force, jobs=args.jobs, n_seeds=args.seeds,
+                                 scheduler=args.scheduler)
             print(f"{len(summary)} metrics in {runner.artifacts_root() / args.profile / 'summary.json'}")
         else:
             html = runner.build_book(args.profile, strict=not args.no_strict)
             print(f"book: {html / 'index.html'}")
+    except runner.SchedulerUnreachable as e:
+        print(f"rewinterp: {e}", file=sys.stderr)
+        return 2
     except (runner.StageFailed, FileNotFoundError, subprocess.CalledProcessError) as e:
         print(f"rewinterp: {e}", file=sys.stderr)
         return 1

@@ -122,6 +122,16 @@ class AtariFigure5:
     n_steps: int  #: consecutive steps plotted (the paper: 100-200)
 
 
+@dataclass(frozen=True)
+class AtariRetrain(AtariExpert):
+    """PPO from scratch on the true or a learned reward (Table 1); the PPO recipe is the expert's."""
+
+    n_seeds: int = 1  #: seeds per (game, score, reward) cell of the table
+    n_games: int = 2  #: the first ``n_games`` of (Breakout, Seaquest)
+    n_rewards: int = 3  #: the first ``n_rewards`` of (true, learned_shown, learned_hidden)
+    n_onpolicy_steps: int = 4_096  #: steps of the final agent's own play on which the reward models are checked
+
+
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {
         "maze_expert": MazeExpert(total_timesteps=1_024, eval_freq=512, n_eval_episodes=5),
@@ -136,6 +146,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "atari_reward_model": AtariRewardModel(epochs=1),
         "atari_saliency": AtariSaliency(n_frames=8, ig_steps=4),
         "atari_figure5": AtariFigure5(n_steps=24),
+        "atari_retrain": AtariRetrain(total_timesteps=1_024, eval_freq=512, n_eval_episodes=1, n_envs=4, n_steps=128,
+                                      batch_size=128, n_games=1, n_rewards=2, n_onpolicy_steps=128),
     },
     "default": {
         "maze_expert": MazeExpert(total_timesteps=45_000, eval_freq=2_500, n_eval_episodes=50),
@@ -149,6 +161,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "atari_reward_model": AtariRewardModel(epochs=5),
         "atari_saliency": AtariSaliency(n_frames=200),
         "atari_figure5": AtariFigure5(n_steps=200),
+        "atari_retrain": AtariRetrain(total_timesteps=65_536, eval_freq=16_384, n_eval_episodes=3),
     },
     "paper": {
         "maze_expert": MazeExpert(total_timesteps=45_000, eval_freq=1_000, n_eval_episodes=50),
@@ -162,6 +175,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "atari_reward_model": AtariRewardModel(epochs=5),
         "atari_saliency": AtariSaliency(n_frames=1_000),
         "atari_figure5": AtariFigure5(n_steps=200),
+        "atari_retrain": AtariRetrain(total_timesteps=10_000_000, eval_freq=250_000, n_eval_episodes=10, n_seeds=3,
+                                      n_onpolicy_steps=20_000),
     },
 }
 

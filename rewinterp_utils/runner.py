@@ -26,6 +26,25 @@ class StageFailed(RuntimeError):
     """A stage notebook raised; the message names the executed notebook that holds the traceback."""
 
 
+class SchedulerUnreachable(ConnectionError):
+    """The Dask scheduler given to :func:`run` did not answer."""
+
+
+def connect(scheduler: str, timeout_s: float = 5.0) -> Any:
+    """A ``dask.distributed.Client`` on ``scheduler`` (e.g. ``tcp://10.0.0.5:8786``), or
+    :class:`SchedulerUnreachable` after ``timeout_s`` seconds.
+
+    The workers must import this package (same environment) and see the repository and the artifact root
+    at the same paths (a shared file system), since each cell is a papermill run on a worker.
+    """
+    from dask.distributed import Client
+
+    try:
+        return Client(scheduler, timeout=timeout_s, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {scheduler!r} within {timeout_s:g} s: {e}") from e
+
+
 def executed_path(stage: Stage, profile: str, cell: dict[str, Any]) -> Path:
     """Where the runner keeps the executed copy of one cell's notebook."""
     ident = identity(stage.name, profile, **cell)
@@ -37,9 +56,10 @@ def is_done(stage: Stage, profile: str, cell: dict[str, Any]) -> bool:
     return is_complete(identity(stage.name, profile, **cell)) and executed_path(stage, profile, cell).is_file()
 
 
-def _execute(stage: Stage, profile: str, cell: dict[str, Any], workdir: Path) -> Path:
+def _execute(stage: Stage, profile: str, cell: dict[str, Any], workdir: Path, env: dict[str, str]) -> Path:
     import papermill as pm
 
+    os.environ.update(env)  # the kernel inherits it (matters on a Dask worker, a process of its own)
     out = executed_path(stage, profile, cell)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:8]}.ipynb")
@@ -61,38 +81,83 @@ def stages_for(chapters: Iterable[str]) -> list[Stage]:
 
 
 def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | None = None,
-        n_seeds: int | None = None) -> dict[str, Any]:
-    """Run every stage cell of ``chapter`` at ``profile`` not already done; return the merged summary."""
+        n_seeds: int | None = None, scheduler: str | None = None) -> dict[str, Any]:
+    """Run every stage cell of ``chapter`` at ``profile`` not already done; return the merged summary.
+
+    Cells of one stage run in parallel: locally ``jobs`` at a time (default: one per CPU core), or, given a
+    Dask ``scheduler`` address, as tasks of that cluster (see :func:`connect`). Finished cells are never rerun
+    (unless ``force``), so an interrupted sweep resumes where it stopped.
+    """
     stages = stages_for(check_chapter(chapter))
     jobs = jobs or os.cpu_count() or 1
     grids = {s.name: s.grid(profile, n_seeds) for s in stages}  # validates before anything runs
     for s in stages:
         for cell in grids[s.name]:
             identity(s.name, profile, **cell)
+    client = connect(scheduler) if scheduler else None  # fails fast, before anything is written
     root = artifacts_root()
     workdir = root / profile / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     # Kernels inherit this environment: one artifact root, one BLAS thread per parallel job, no bars.
-    os.environ.update(REWINTERP_ARTIFACTS=str(root), TQDM_DISABLE="1",
-                      OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // jobs)))
-    for s in stages:
-        todo = [c for c in grids[s.name] if force or s.always_run or not is_done(s, profile, c)]
-        skipped = len(grids[s.name]) - len(todo)
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=min(jobs, max(1, len(todo)))) as pool, \
-                tqdm(total=len(todo), desc=f"{s.name} ({skipped} up to date)", unit="cell", file=sys.stderr) as bar:
-            futures = [pool.submit(_execute, s, profile, c, workdir) for c in todo]
-            for f in futures:
-                f.result()
-                bar.update()
-        if todo:
-            print(f"{s.name}: {len(todo)} cell(s) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        summary = write_summary(profile, stages[: stages.index(s) + 1], grids)  # later stages may read it
+    env = {"REWINTERP_ARTIFACTS": str(root), "TQDM_DISABLE": "1",
+           "OMP_NUM_THREADS": "1" if scheduler else str(max(1, (os.cpu_count() or 1) // jobs))}
+    os.environ.update(env)
+    try:
+        for s in stages:
+            _run_stage(s, profile, grids[s.name], force, jobs, workdir, env, client)
+            summary = write_summary(profile, stages[: stages.index(s) + 1], grids)  # later stages may read it
+    finally:
+        if client is not None:
+            client.close()
     return summary
 
 
+def _run_stage(s: Stage, profile: str, cells: list[dict[str, Any]], force: bool, jobs: int, workdir: Path,
+               env: dict[str, str], client: Any) -> None:
+    """Execute the cells of one stage that are not done, in parallel (threads here, or the Dask ``client``)."""
+    todo = [c for c in cells if force or s.always_run or not is_done(s, profile, c)]
+    t0 = time.perf_counter()
+    with tqdm(total=len(todo), desc=f"{s.name} ({len(cells) - len(todo)} up to date)", unit="cell",
+              file=sys.stderr) as bar:
+        if client is not None:
+            from dask.distributed import as_completed
+
+            futures = [client.submit(_execute, s, profile, c, workdir, env, pure=False) for c in todo]
+            for f in as_completed(futures):
+                f.result()
+                bar.update()
+        else:
+            with ThreadPoolExecutor(max_workers=min(jobs, max(1, len(todo)))) as pool:
+                for f in [pool.submit(_execute, s, profile, c, workdir, env) for c in todo]:
+                    f.result()
+                    bar.update()
+    if todo:
+        print(f"{s.name}: {len(todo)} cell(s) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+
+def stage_wall_time(stage: Stage, profile: str, cells: list[dict[str, Any]]) -> float | None:
+    """Wall seconds from the first cell's start to the last cell's end (papermill's notebook metadata)."""
+    import nbformat
+    from datetime import datetime
+
+    spans = []
+    for cell in cells:
+        path = executed_path(stage, profile, cell)
+        if path.is_file():
+            meta = nbformat.read(path, as_version=4).metadata.get("papermill", {})
+            if meta.get("start_time") and meta.get("end_time"):
+                spans.append((datetime.fromisoformat(meta["start_time"]), datetime.fromisoformat(meta["end_time"])))
+    if not spans:
+        return None
+    return round((max(e for _, e in spans) - min(s for s, _ in spans)).total_seconds(), 2)
+
+
 def write_summary(profile: str, stages: list[Stage], grids: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Merge every cell's ``metrics.json`` into ``<root>/<profile>/summary.json`` (flat keys)."""
+    """Merge every cell's ``metrics.json`` into ``<root>/<profile>/summary.json`` (flat keys).
+
+    ``timing.<stage>_s`` adds up the time measured inside each cell's notebook; ``timing.<stage>_wall_s`` is the
+    wall time from the stage's first cell's start to its last cell's end (cells run in parallel).
+    """
     summary: dict[str, Any] = {}
     for s in stages:
         total = 0.0
@@ -105,6 +170,9 @@ def write_summary(profile: str, stages: list[Stage], grids: dict[str, list[dict[
                     raise RuntimeError(f"metric {key!r} written by two cells with different values")
                 summary[key] = value
         summary[f"timing.{s.name}_s"] = round(total, 2)
+        wall = stage_wall_time(s, profile, grids[s.name])
+        if wall is not None:
+            summary[f"timing.{s.name}_wall_s"] = wall
     path = artifacts_root() / profile / "summary.json"
     old = json.loads(path.read_text()) if path.is_file() else {}
     merged = {**old, **summary}
@@ -125,12 +193,12 @@ def book_sources(profile: str, dest: Path) -> Path:
     (dest / "notebooks").mkdir()
     missing = []
     for s in STAGES.values():
-        cell = s.grid(profile)[0]
-        nb = executed_path(s, profile, cell)
-        if nb.is_file():
-            shutil.copy(nb, dest / "notebooks" / f"{s.name}.ipynb")
-        else:
-            missing.append(s.name)
+        for page, cell in s.pages(profile).items():
+            nb = executed_path(s, profile, cell)
+            if nb.is_file():
+                shutil.copy(nb, dest / "notebooks" / f"{page}.ipynb")
+            else:
+                missing.append(page)
     if missing:
         raise FileNotFoundError(f"no executed notebook for {', '.join(missing)} at profile {profile!r}: "
                                 f"run `rewinterp run --profile {profile}` first")

@@ -8,12 +8,14 @@ from typing import Any
 from rewinterp_utils.envs import check_maze_id
 from rewinterp_utils.profiles import resolve
 
-CHAPTERS: tuple[str, ...] = ("gridworld", "atari")
+CHAPTERS: tuple[str, ...] = ("gridworld", "atari", "table1")
 ATARI_GAMES: tuple[str, ...] = ("Breakout", "Seaquest")
 SCORES: tuple[str, ...] = ("shown", "hidden")
 COINFLIP = "EmptyMaze-10x10-CoinFlipGoal-v3"
 TWOGOALS = "EmptyMaze-10x10-TwoGoals-v3"
 REWARDS: tuple[str, ...] = ("true", "learned")
+ATARI_REWARDS: tuple[str, ...] = ("true", "learned_shown", "learned_hidden")
+"""Table 1's rewards: the game's own, or the reward model trained with the score shown or hidden."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,17 @@ class Stage:
     defaults: tuple[tuple[str, Any], ...]  #: non-size parameters and their defaults
     sizes: str | None  #: the profile entry holding its sizes (see ``profiles.SIZES``)
     always_run: bool = False  #: rerun on every ``rewinterp run`` (pages that report on the other stages)
+    each_page: bool = False  #: the book shows every cell's executed notebook (else only the first cell's)
+
+    def pages(self, profile: str) -> dict[str, dict[str, Any]]:
+        """The book pages of this stage: ``notebooks/<page>`` -> the cell executed for it.
+
+        ``atari_expert`` with ``each_page`` gives ``atari_expert_Breakout`` and ``atari_expert_Seaquest``.
+        """
+        cells = self.grid(profile)
+        if not self.each_page:
+            return {self.name: cells[0]}
+        return {"_".join([self.name, *map(str, cell.values())]): cell for cell in cells}
 
     def params(self, **given: Any) -> dict[str, Any]:
         """This stage's non-size parameters: defaults updated by ``given``, validated."""
@@ -40,8 +53,9 @@ class Stage:
                 raise ValueError(f"{self.name}.{name} must be a non-negative integer, got {value!r}")
             if name.endswith("env_id"):
                 check_maze_id(value)
-            if name == "reward" and value not in REWARDS:
-                raise ValueError(f"unknown reward {value!r}; valid rewards: {', '.join(REWARDS)}")
+            valid = ATARI_REWARDS if self.chapter == "table1" else REWARDS
+            if name == "reward" and value not in valid:
+                raise ValueError(f"unknown reward {value!r}; valid rewards: {', '.join(valid)}")
             if name == "game" and value not in ATARI_GAMES:
                 raise ValueError(f"unknown game {value!r}; valid games: {', '.join(ATARI_GAMES)}")
             if name == "score" and value not in SCORES:
@@ -64,6 +78,12 @@ class Stage:
                 for seed in range(seeds)
             ]
         if self.name == "maze_figure3" and n_seeds is not None:
+            return [{"n_seeds": n_seeds}]
+        if self.name == "atari_retrain":
+            cfg = resolve("atari_retrain", profile, n_seeds=n_seeds)
+            return [{"game": g, "score": sc, "reward": r, "seed": seed} for g in ATARI_GAMES[:cfg.n_games]
+                    for sc in SCORES for r in ATARI_REWARDS[:cfg.n_rewards] for seed in range(cfg.n_seeds)]
+        if self.name == "atari_table1" and n_seeds is not None:
             return [{"n_seeds": n_seeds}]
         if self.name == "atari_reward_model":
             return [{"game": g, "score": s} for g in ATARI_GAMES for s in SCORES]
@@ -91,14 +111,21 @@ STAGES: dict[str, Stage] = {
               "maze_retrain"),
         Stage("maze_figure3", "gridworld", "Retraining curves (Figure 3)", (), (("rm_env_id", COINFLIP),
               ("rm_seed", 0)), "maze_retrain"),
-        Stage("atari_expert", "atari", "Train the PPO Atari experts", ("game", "seed"), _GAME, "atari_expert"),
-        Stage("atari_dataset", "atari", "Collect balanced observations", ("game", "seed"), _GAME, "atari_dataset"),
+        Stage("atari_expert", "atari", "Train the PPO Atari experts", ("game", "seed"), _GAME, "atari_expert",
+              each_page=True),
+        Stage("atari_dataset", "atari", "Collect balanced observations", ("game", "seed"), _GAME, "atari_dataset",
+              each_page=True),
         Stage("atari_reward_model", "atari", "Fit R(s') with the score shown and hidden", ("game", "score", "seed"),
-              (("game", "Breakout"), ("score", "shown"), ("seed", 0)), "atari_reward_model"),
+              (("game", "Breakout"), ("score", "shown"), ("seed", 0)), "atari_reward_model", each_page=True),
         Stage("atari_saliency", "atari", "Saliency and the score display (Figure 4)", ("game", "seed"), _GAME,
-              "atari_saliency"),
+              "atari_saliency", each_page=True),
         Stage("atari_figure5", "atari", "Reward models across score settings (Figure 5)", ("game", "seed"), _GAME,
-              "atari_figure5"),
+              "atari_figure5", each_page=True),
+        Stage("atari_retrain", "table1", "Retrain PPO on the true or a learned reward",
+              ("game", "score", "reward", "seed"), (("game", "Breakout"), ("score", "shown"), ("reward", "learned_shown"),
+                                                     ("seed", 0), ("rm_seed", 0)), "atari_retrain"),
+        Stage("atari_table1", "table1", "Table 1 and the learned reward on the agents' own play", (), (("rm_seed", 0),),
+              "atari_retrain"),
         Stage("reproducing", "book", "Sizes and timings of this build", (), (), None, always_run=True),
     )
 }

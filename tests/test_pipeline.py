@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -33,6 +35,7 @@ def cli(*args: str, root: Path) -> subprocess.CompletedProcess:
     (["run", "--seeds", "-2"], "positive"),
     (["book", "--profile", "x"], "default"),
     (["frobnicate"], "run"),
+    (["run", "--chapter", "table1", "--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
 ])
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, args, needle):
     root = tmp_path / "artifacts"
@@ -40,6 +43,13 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, args, needle):
     assert done.returncode == 2, done.stderr
     assert needle in done.stderr
     assert not root.exists()
+
+
+def test_unreachable_scheduler_fails_within_seconds(tmp_path):
+    t0 = time.perf_counter()
+    done = cli("run", "--chapter", "table1", "--scheduler", "tcp://127.0.0.1:9", root=tmp_path / "artifacts")
+    assert done.returncode == 2 and "tcp://127.0.0.1:9" in done.stderr
+    assert time.perf_counter() - t0 < 30
 
 
 def test_every_stage_has_a_notebook_and_back():
@@ -81,6 +91,27 @@ def test_missing_upstream_names_what_to_run(tmp_path, monkeypatch):
     assert "rewinterp run --profile smoke" in err.value.evalue and "maze_reward_model.ipynb" in err.value.evalue
 
 
+def test_retrain_without_reward_model_stops_before_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(REPO / "notebooks" / "atari_retrain.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"profile": "smoke", "game": "Seaquest"}, progress_bar=False,
+                            kernel_name="python3", cwd=str(tmp_path))
+    assert err.value.ename == "ArtifactError"
+    assert "--chapter atari" in err.value.evalue and "Seaquest" in err.value.evalue
+    assert not list((tmp_path / "artifacts").rglob("policy.pt"))
+
+
+def test_retrain_bad_reward_is_a_valueerror(tmp_path, monkeypatch):
+    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(REPO / "notebooks" / "atari_retrain.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"profile": "smoke", "reward": "learned"}, progress_bar=False,
+                            kernel_name="python3", cwd=str(tmp_path))
+    assert err.value.ename == "ValueError" and "learned_hidden" in err.value.evalue
+    assert not (tmp_path / "artifacts").exists()
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """Every stage notebook executed by papermill at `smoke`, through the runner (as `make book` does)."""
@@ -106,7 +137,12 @@ def test_smoke_runs_every_stage(smoke):
                 "maze.counterfactual.no_goal", "maze.counterfactual.two_goals", "maze.counterfactual.many_goals"]
     required += [f"maze.retrain.{env}.{r}.final_return_{s}" for env in ("CoinFlipGoal", "TwoGoals")
                  for r in ("true", "learned") for s in ("mean", "std", "seeds")]
-    required += [f"timing.{name}_s" for name in STAGES]
+    for g in ("Breakout", "Seaquest"):
+        required += [f"atari.{g}.expert.clipped_return", f"atari.{g}.expert.game_score", f"atari.{g}.score_area_share"]
+        for m in ("shown", "hidden"):
+            required += [f"atari.{g}.{m}.test_mse", f"atari.{g}.{m}.score_saliency_share",
+                         f"atari.{g}.{m}.score_edit.fake_increment", f"atari.{g}.{m}.score_edit.frozen"]
+    required += [f"timing.{name}_s" for name in STAGES] + [f"timing.{name}_wall_s" for name in STAGES]
     assert not [k for k in required if k not in summary]
     assert json.loads((root / "smoke" / "summary.json").read_text()) == summary
 
@@ -134,3 +170,41 @@ def test_book_builds_strict_with_the_three_figures(smoke, tmp_path):
     images = re.findall(r'<img[^>]+src="([^"]+\.png)"', page)
     assert len(images) >= 3 and all((html / "book" / src).resolve().is_file() for src in images)
     assert "colab.research.google.com" in (html / "notebooks" / "maze_expert.html").read_text()
+    atari = (html / "book" / "atari.html").read_text()
+    for n in (4, 5):
+        assert f"Figure {n} (this run)" in atari
+    images = re.findall(r'<img[^>]+src="([^"]+\.png)"', atari)
+    assert len(images) >= 4 and all((html / "book" / src).resolve().is_file() for src in images)
+
+
+def test_sweep_on_a_real_dask_cluster_resumes_after_a_kill(smoke):
+    """Table 1's cells through a local Dask cluster: kill the sweep after its first cell, resume, nothing rerun."""
+    from dask.distributed import LocalCluster
+
+    root, _ = smoke
+    cells_dir = root / "smoke" / "atari_retrain"
+    shutil.rmtree(cells_dir)
+    shutil.rmtree(root / "smoke" / "executed" / "atari_retrain")
+    n_cells = len(STAGES["atari_retrain"].grid("smoke"))
+    assert n_cells >= 2
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        args = [sys.executable, "-m", "rewinterp_utils.cli", "run", "--profile", "smoke", "--chapter", "table1",
+                "--scheduler", cluster.scheduler_address]
+        env = {**os.environ, "REWINTERP_ARTIFACTS": str(root)}
+        proc = subprocess.Popen(args, env=env, cwd=root.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 600
+        while not list(cells_dir.glob("*/manifest.json")):
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.time() < deadline
+            time.sleep(0.2)
+        proc.kill()
+        proc.wait()
+        first = {p: p.stat().st_mtime_ns for p in cells_dir.glob("*/manifest.json")}
+        assert 1 <= len(first) < n_cells
+        done = subprocess.run(args, env=env, cwd=root.parent, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    for cell in STAGES["atari_retrain"].grid("smoke"):
+        assert runner.is_done(STAGES["atari_retrain"], "smoke", cell)
+    assert {p: p.stat().st_mtime_ns for p in first} == first  # finished cells were not rerun
+    summary = json.loads((root / "smoke" / "summary.json").read_text())
+    assert "atari.table1.Breakout.shown.learned_shown.clipped_return_mean" in summary
