@@ -93,6 +93,11 @@ def verify(ident: dict[str, Any]) -> Path:
         f = folder / name
         if not f.is_file() or _sha256(f) != digest:
             raise ArtifactError(f"artifact file {f} is missing or corrupt: {_how_to_make(ident)} with --force")
+    for name, digest in manifest.get("upstream", {}).items():
+        f = artifacts_root() / name / MANIFEST
+        if not f.is_file() or _sha256(f) != digest:
+            raise ArtifactError(f"artifact {folder} was made from an upstream artifact that has changed since "
+                                f"({name}): {_how_to_make(ident)}")
     return folder
 
 
@@ -126,6 +131,7 @@ class StageRun:
             stage).sizes else None
         self.final_dir = cell_dir(self.identity)
         self._tmp = self.final_dir.parent / f".{self.final_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+        self._upstream: dict[str, str] = {}
         self._t0 = time.perf_counter()
 
     @property
@@ -139,15 +145,22 @@ class StageRun:
         return self.dir / name
 
     def require(self, stage: str, **given: Any) -> Path:
-        """A finished upstream cell of the same profile (see :func:`require`)."""
-        return require(stage, self.profile, **given)
+        """A finished upstream cell of the same profile (see :func:`require`).
+
+        Its manifest's checksum goes into this cell's manifest: if the upstream cell is remade later, this cell
+        no longer verifies, and the runner remakes it too.
+        """
+        folder = require(stage, self.profile, **given)
+        self._upstream[folder.relative_to(artifacts_root()).as_posix()] = _sha256(folder / MANIFEST)
+        return folder
 
     def finish(self, metrics: dict[str, Any]) -> Path:
         """Write metrics and manifest, then atomically move the cell into place; returns its folder."""
         metrics = {**metrics, f"timing.{self.stage}.{self.final_dir.name}_s": time.perf_counter() - self._t0}
         (self.dir / METRICS).write_text(json.dumps(metrics, indent=1, sort_keys=True, default=_plain))
         files = {p.relative_to(self.dir).as_posix(): _sha256(p) for p in sorted(self.dir.rglob("*")) if p.is_file()}
-        manifest = {"identity": self.identity, "files": files, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        manifest = {"identity": self.identity, "files": files, "upstream": self._upstream,
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         (self.dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
         old = self.final_dir.parent / f".{self.final_dir.name}.old-{uuid.uuid4().hex[:8]}"
         if self.final_dir.exists():

@@ -70,13 +70,14 @@ def curves_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, 
 
 
 def overlay_saliency(screen: np.ndarray, scores: np.ndarray, game: str, score: str = "shown",
-                     strength: float = 255.0) -> np.ndarray:
+                     colour: tuple[int, int, int] = (255, 0, 255), strength: float = 0.85) -> np.ndarray:
     """The raw (210, 160, 3) ``screen`` as the model's env shows it (``score`` mode) with a 17x17 occlusion map
-    upsampled onto it and added to the blue channel (scaled to the map's maximum), as in Greydanus et al."""
+    upsampled onto it and blended in ``colour`` (magenta: it stands out on both games' palettes), opacity
+    proportional to the saliency scaled to its maximum."""
     from rewinterp_utils.attribution import upsample_saliency
     from rewinterp_utils.envs.atari import mask_frame
 
     sal = upsample_saliency(np.asarray(scores, dtype=np.float64), shape=screen.shape[:2])
-    img = mask_frame(screen, game, score).astype(np.float64)
-    img[..., 2] += strength * sal / max(sal.max(), 1e-12)
+    alpha = strength * np.clip(sal / max(sal.max(), 1e-12), 0, 1)[..., None]
+    img = (1 - alpha) * mask_frame(screen, game, score).astype(np.float64) + alpha * np.asarray(colour, np.float64)
     return np.clip(img, 0, 255).astype(np.uint8)

@@ -40,7 +40,7 @@ class MazeRewardModel:
 
     epochs: int  #: passes over the training set
     batch_size: int = 20  #: minibatch size
-    learning_rate: float = 1e-3  #: Adam learning rate (PyTorch's default)
+    learning_rate: float = 3e-4  #: Adam learning rate (PyTorch's default 1e-3 collapsed Seaquest to a constant)
     hidden: int = 64  #: width of both tanh layers
 
 
@@ -104,7 +104,7 @@ class AtariRewardModel:
 
     epochs: int  #: passes over the training set
     batch_size: int = 20  #: minibatch size (the paper's)
-    learning_rate: float = 1e-3  #: Adam learning rate (PyTorch's default)
+    learning_rate: float = 3e-4  #: Adam learning rate (PyTorch's default 1e-3 collapsed Seaquest to a constant)
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "maze_retrain": MazeRetrain(total_timesteps=30_000, n_seeds=5, eval_freq=1_000),
         "atari_expert": AtariExpert(total_timesteps=250_000, eval_freq=50_000, n_eval_episodes=4),
         "atari_dataset": AtariDataset(n_train=8_000, n_test=2_000, max_steps=1_000_000),
-        "atari_reward_model": AtariRewardModel(epochs=5),
+        "atari_reward_model": AtariRewardModel(epochs=15),
         "atari_saliency": AtariSaliency(n_frames=200),
         "atari_figure5": AtariFigure5(n_steps=200),
         "atari_retrain": AtariRetrain(total_timesteps=65_536, eval_freq=16_384, n_eval_episodes=3),

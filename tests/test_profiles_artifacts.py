@@ -445,3 +445,23 @@ def test_corrupt_file_in_subfolder_detected(root):
     (folder / "evals" / "e.npz").write_bytes(b"corrupted")
     with pytest.raises(art.ArtifactError, match="corrupt"):
         art.require("maze_expert", "smoke", seed=0)
+
+
+def test_remade_upstream_invalidates_downstream(root):
+    _finish(art.open_stage("maze_expert", "smoke", seed=0))
+    run = art.open_stage("maze_dataset", "smoke", seed=0)
+    run.require("maze_expert", seed=0)
+    _finish(run)
+    ident = art.identity("maze_dataset", "smoke", seed=0)
+    assert art.is_complete(ident)
+    _finish(art.open_stage("maze_expert", "smoke", seed=0), b"retrained")  # the expert is remade
+    assert not art.is_complete(ident)
+    with pytest.raises(art.ArtifactError, match="upstream artifact that has changed"):
+        art.verify(ident)
+
+
+def test_stage_failing_before_writing_leaves_no_folder(root):
+    run = art.open_stage("maze_dataset", "smoke", seed=0)
+    with pytest.raises(art.ArtifactError):
+        run.require("maze_expert", seed=0)
+    assert list(root.rglob("*")) == []
