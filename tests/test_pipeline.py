@@ -70,45 +70,38 @@ def test_notebooks_committed_clean(path):
     assert not re.search(r"""["'](\.\./|\./)""", text), "no paths relative to the repository"
 
 
-def test_notebook_bad_input_raises_valueerror_and_writes_nothing(tmp_path, monkeypatch):
-    root = tmp_path / "artifacts"
-    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(root))
+def failing_notebook(name: str, tmp_path: Path, monkeypatch, **parameters) -> pm.PapermillExecutionError:
+    """Execute notebooks/<name>.ipynb with an empty artifact root; the error it stopped with."""
+    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
     with pytest.raises(pm.PapermillExecutionError) as err:
-        pm.execute_notebook(str(REPO / "notebooks" / "maze_expert.ipynb"), str(tmp_path / "out.ipynb"),
-                            parameters={"profile": "smoke", "env_id": "Bogus-v0"}, progress_bar=False,
+        pm.execute_notebook(str(REPO / "notebooks" / f"{name}.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"profile": "smoke", **parameters}, progress_bar=False,
                             kernel_name="python3", cwd=str(tmp_path))
-    assert err.value.ename == "ValueError" and "EmptyMaze-10x10-CoinFlipGoal-v3" in err.value.evalue
-    assert not root.exists()
+    return err.value
+
+
+def test_notebook_bad_input_raises_valueerror_and_writes_nothing(tmp_path, monkeypatch):
+    err = failing_notebook("maze_expert", tmp_path, monkeypatch, env_id="Bogus-v0")
+    assert err.ename == "ValueError" and "EmptyMaze-10x10-CoinFlipGoal-v3" in err.evalue
+    assert not (tmp_path / "artifacts").exists()
 
 
 def test_missing_upstream_names_what_to_run(tmp_path, monkeypatch):
-    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
-    with pytest.raises(pm.PapermillExecutionError) as err:
-        pm.execute_notebook(str(REPO / "notebooks" / "maze_retrain.ipynb"), str(tmp_path / "out.ipynb"),
-                            parameters={"profile": "smoke"}, progress_bar=False, kernel_name="python3",
-                            cwd=str(tmp_path))
-    assert err.value.ename == "ArtifactError"
-    assert "rewinterp run --profile smoke" in err.value.evalue and "maze_reward_model.ipynb" in err.value.evalue
+    err = failing_notebook("maze_retrain", tmp_path, monkeypatch)
+    assert err.ename == "ArtifactError"
+    assert "rewinterp run --profile smoke" in err.evalue and "maze_reward_model.ipynb" in err.evalue
 
 
 def test_retrain_without_reward_model_stops_before_training(tmp_path, monkeypatch):
-    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
-    with pytest.raises(pm.PapermillExecutionError) as err:
-        pm.execute_notebook(str(REPO / "notebooks" / "atari_retrain.ipynb"), str(tmp_path / "out.ipynb"),
-                            parameters={"profile": "smoke", "game": "Seaquest"}, progress_bar=False,
-                            kernel_name="python3", cwd=str(tmp_path))
-    assert err.value.ename == "ArtifactError"
-    assert "--chapter atari" in err.value.evalue and "Seaquest" in err.value.evalue
-    assert not list((tmp_path / "artifacts").rglob("policy.pt"))
+    err = failing_notebook("atari_retrain", tmp_path, monkeypatch, game="Seaquest")
+    assert err.ename == "ArtifactError"
+    assert "--chapter atari" in err.evalue and "Seaquest" in err.evalue
+    assert not (tmp_path / "artifacts").exists()
 
 
 def test_retrain_bad_reward_is_a_valueerror(tmp_path, monkeypatch):
-    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
-    with pytest.raises(pm.PapermillExecutionError) as err:
-        pm.execute_notebook(str(REPO / "notebooks" / "atari_retrain.ipynb"), str(tmp_path / "out.ipynb"),
-                            parameters={"profile": "smoke", "reward": "learned"}, progress_bar=False,
-                            kernel_name="python3", cwd=str(tmp_path))
-    assert err.value.ename == "ValueError" and "learned_hidden" in err.value.evalue
+    err = failing_notebook("atari_retrain", tmp_path, monkeypatch, reward="learned")
+    assert err.ename == "ValueError" and "learned_hidden" in err.evalue
     assert not (tmp_path / "artifacts").exists()
 
 
