@@ -16,6 +16,7 @@ from typing import Any, Iterable
 from tqdm.auto import tqdm
 
 from rewinterp_utils.artifacts import artifacts_root, cell_dir, identity, is_complete, read_metrics
+from rewinterp_utils.book import plain_glue_reprs
 from rewinterp_utils.stages import STAGES, Stage, check_chapter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -197,6 +198,7 @@ def book_sources(profile: str, dest: Path) -> Path:
             nb = executed_path(s, profile, cell)
             if nb.is_file():
                 shutil.copy(nb, dest / "notebooks" / f"{page}.ipynb")
+                plain_glue_reprs(dest / "notebooks" / f"{page}.ipynb")
             else:
                 missing.append(page)
     if missing:
@@ -212,7 +214,9 @@ def build_book(profile: str, out: Path | None = None, strict: bool = True) -> Pa
     """Build the HTML book from the executed notebooks of ``profile``; returns the HTML folder."""
     out = (out or REPO / "_build" / profile).resolve()
     src = book_sources(profile, out / "src")
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(src), "--builder", "html", "--path-output", str(out)]
+    # jupyter-book 1.x has no ``python -m jupyter_book``; call its CLI in this interpreter (no PATH lookup)
+    cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())", "build",
+           str(src), "--builder", "html", "--path-output", str(out)]
     if strict:
         cmd += ["--warningiserror", "--keep-going"]
     subprocess.run(cmd, check=True)
