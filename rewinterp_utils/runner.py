@@ -121,10 +121,7 @@ def _run_stage(s: Stage, profile: str, cells: list[dict[str, Any]], force: bool,
     with tqdm(total=len(todo), desc=f"{s.name} ({len(cells) - len(todo)} up to date)", unit="cell",
               file=sys.stderr) as bar:
         if client is not None:
-            from dask.distributed import as_completed
-
-            futures = [client.submit(_execute, s, profile, c, workdir, env, pure=False) for c in todo]
-            for f in as_completed(futures):
+            for f in [client.submit(_execute, s, profile, c, workdir, env, pure=False) for c in todo]:
                 f.result()
                 bar.update()
         else:

@@ -16,6 +16,7 @@ import papermill as pm
 import pytest
 
 from rewinterp_utils import runner
+from rewinterp_utils.artifacts import cell_dir, identity
 from rewinterp_utils.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -185,19 +186,23 @@ def test_sweep_on_a_real_dask_cluster_resumes_after_a_kill(smoke):
                 "--scheduler", cluster.scheduler_address]
         env = {**os.environ, "REWINTERP_ARTIFACTS": str(root)}
         proc = subprocess.Popen(args, env=env, cwd=root.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stage, grid = STAGES["atari_retrain"], STAGES["atari_retrain"].grid("smoke")
         deadline = time.time() + 600
-        while not list(cells_dir.glob("*/manifest.json")):
+        while not any(runner.is_done(stage, "smoke", c) for c in grid):  # finished: artifacts + executed notebook
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             assert time.time() < deadline
             time.sleep(0.2)
         proc.kill()
         proc.wait()
-        first = {p: p.stat().st_mtime_ns for p in cells_dir.glob("*/manifest.json")}
-        assert 1 <= len(first) < n_cells
+        finished = [c for c in grid if runner.is_done(stage, "smoke", c)]
+        paths = [p for c in finished for p in (runner.executed_path(stage, "smoke", c),
+                                               cell_dir(identity(stage.name, "smoke", **c)) / "manifest.json")]
+        first = {p: p.stat().st_mtime_ns for p in paths}
+        assert 1 <= len(finished) < n_cells
         done = subprocess.run(args, env=env, cwd=root.parent, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-3000:]
     for cell in STAGES["atari_retrain"].grid("smoke"):
         assert runner.is_done(STAGES["atari_retrain"], "smoke", cell)
-    assert {p: p.stat().st_mtime_ns for p in first} == first  # finished cells were not rerun
+    assert {p: p.stat().st_mtime_ns for p in first} == first  # finished cells were not rerun (notebooks untouched)
     summary = json.loads((root / "smoke" / "summary.json").read_text())
     assert "atari.table1.Breakout.shown.learned_shown.clipped_return_mean" in summary
