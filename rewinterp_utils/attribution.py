@@ -117,6 +117,13 @@ def blur_frames(obs: np.ndarray, sigma: float = BLUR_SIGMA) -> np.ndarray:
     return gaussian_filter(obs, sigma=(0,) * (obs.ndim - 3) + (sigma, sigma, 0))
 
 
+@lru_cache(maxsize=2)
+def _buffer(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Scratch space for the perturbed inputs, kept between calls (a fresh 33 MB tensor per frame costs page
+    faults comparable to the arithmetic)."""
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
 @torch.no_grad()
 def occlusion_saliency(model: nn.Module, obs: np.ndarray | torch.Tensor, stride: int = STRIDE,
                        sigma: float = MASK_SIGMA, blur_sigma: float = BLUR_SIGMA,
@@ -138,13 +145,17 @@ def occlusion_saliency(model: nn.Module, obs: np.ndarray | torch.Tensor, stride:
     k = masks.shape[0]
     masks = masks.reshape(k * k, 1, size, size)
     chunk = chunk_size or k * k
-    images = torch.as_tensor(obs, dtype=dtype, device=device).permute(0, 3, 1, 2)  # (N, C, H, W)
+    # contiguous channels-first copies: broadcasting over strided views is ~4x slower
+    images = torch.as_tensor(obs, dtype=dtype, device=device).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
     blurred = torch.as_tensor(blur_frames(obs, blur_sigma), dtype=dtype, device=device).permute(0, 3, 1, 2)
+    diffs = (blurred - images).contiguous()
     scores = np.empty((len(obs), k * k))
-    for n, (image, diff) in enumerate(zip(images, blurred - images)):
+    buffer = _buffer((min(chunk, k * k), *images.shape[1:]), dtype, device)
+    for n, (image, diff) in enumerate(zip(images, diffs)):
         r0 = model(image[None].permute(0, 2, 3, 1)).double()
         for start in range(0, k * k, chunk):
-            perturbed = torch.addcmul(image, masks[start:start + chunk], diff)  # I + M (A - I): (chunk, C, H, W)
+            m = masks[start:start + chunk]
+            perturbed = torch.addcmul(image, m, diff, out=buffer[: len(m)])  # I + M (A - I): (chunk, C, H, W)
             r = model(perturbed.permute(0, 2, 3, 1)).double()
             scores[n, start:start + chunk] = (0.5 * (r0 - r) ** 2).cpu().numpy()
     return _squeeze(scores.reshape(len(obs), k, k), single)
