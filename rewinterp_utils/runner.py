@@ -10,6 +10,8 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -118,17 +120,15 @@ def _run_stage(s: Stage, profile: str, cells: list[dict[str, Any]], force: bool,
     """Execute the cells of one stage that are not done, in parallel (threads here, or the Dask ``client``)."""
     todo = [c for c in cells if force or s.always_run or not is_done(s, profile, c)]
     t0 = time.perf_counter()
-    with tqdm(total=len(todo), desc=f"{s.name} ({len(cells) - len(todo)} up to date)", unit="cell",
-              file=sys.stderr) as bar:
+    with ExitStack() as stack, tqdm(total=len(todo), desc=f"{s.name} ({len(cells) - len(todo)} up to date)",
+                                    unit="cell", file=sys.stderr) as bar:
         if client is not None:
-            for f in [client.submit(_execute, s, profile, c, workdir, env, pure=False) for c in todo]:
-                f.result()
-                bar.update()
+            submit = partial(client.submit, pure=False)
         else:
-            with ThreadPoolExecutor(max_workers=min(jobs, max(1, len(todo)))) as pool:
-                for f in [pool.submit(_execute, s, profile, c, workdir, env) for c in todo]:
-                    f.result()
-                    bar.update()
+            submit = stack.enter_context(ThreadPoolExecutor(max_workers=min(jobs, max(1, len(todo))))).submit
+        for f in [submit(_execute, s, profile, c, workdir, env) for c in todo]:
+            f.result()
+            bar.update()
     if todo:
         print(f"{s.name}: {len(todo)} cell(s) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
