@@ -40,9 +40,14 @@ def evaluator(eval_env: VecEnv, eval_freq: int, n_eval_episodes: int, best_path:
 
 def load_policy(algo: PPO, path: Path) -> PPO:
     """Load weights saved by :class:`SaveBestPolicy` into ``algo`` (``weights_only=True``)."""
-    algo.policy.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    algo.policy.set_training_mode(False)
+    _load_weights(algo.policy, path)
     return algo
+
+
+def _load_weights(policy: Any, path: Path) -> None:
+    """Plain weights saved from ``policy.state_dict()`` into ``policy`` (``weights_only=True``), eval mode."""
+    policy.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    policy.set_training_mode(False)
 
 
 def eval_curve(log_dir: Path) -> dict[str, Any]:
@@ -128,6 +133,5 @@ def load_atari_policy(path: Path, venv: VecEnv) -> Any:
 
     space = VecTransposeImage.transpose_space(venv.observation_space)
     policy = ActorCriticCnnPolicy(space, venv.action_space, lambda _: 0.0)
-    policy.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    policy.set_training_mode(False)
+    _load_weights(policy, path)
     return policy

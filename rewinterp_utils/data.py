@@ -78,7 +78,7 @@ def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_r
     rng = np.random.default_rng(seed)
     out = {f"obs_{k}": np.zeros((n, *lead.observation_space.shape), np.uint8) for k in names}
     out |= {"reward": np.zeros(n, np.float32), "step": np.zeros(n, np.int64),
-            "screen": np.zeros((n, 210, 160, 3), np.uint8)}
+            "screen": np.zeros((n, 210, 160, 3), np.uint8)}  # the raw ALE screen
     got_r, seen_u, steps = 0, 0, 0
     obs = {k: v.reset() for k, v in venvs.items()}
 
