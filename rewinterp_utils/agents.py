@@ -13,7 +13,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 
 def maze_ppo(venv: VecEnv, learning_rate: float, gamma: float, seed: int) -> PPO:
-    """PPO (MlpPolicy) as in PAPER.md section 1: learning rate decayed linearly from ``learning_rate``."""
+    """PPO (MlpPolicy) as in the paper's gridworld: learning rate decayed linearly from ``learning_rate``."""
     return PPO("MlpPolicy", venv, learning_rate=lambda remaining: remaining * learning_rate, gamma=gamma,
                seed=seed, device="cpu", verbose=0)
 
@@ -38,16 +38,26 @@ def evaluator(eval_env: VecEnv, eval_freq: int, n_eval_episodes: int, best_path:
                         log_path=str(log_path) if log_path else None, verbose=0)
 
 
-def load_policy(algo: PPO, path: Path) -> PPO:
-    """Load weights saved by :class:`SaveBestPolicy` into ``algo`` (``weights_only=True``)."""
-    _load_weights(algo.policy, path)
-    return algo
+def load_policy(path: Path, venv: VecEnv) -> Any:
+    """A PPO policy for ``venv``'s spaces with the weights saved at ``path`` (by :class:`SaveBestPolicy` or
+    :class:`AtariEvalCallback`), loaded safely (``weights_only=True``), in eval mode.
 
+    Image observations (Atari) get SB3's ``ActorCriticCnnPolicy``, others (the maze grids) its MLP policy, as
+    ``PPO("CnnPolicy" | "MlpPolicy")`` builds them. Built without a PPO object on purpose: constructing PPO on an
+    env reseeds that env with PPO's seed. ``policy.predict`` takes the env's observations as PPO's own does.
+    """
+    from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy
+    from stable_baselines3.common.preprocessing import is_image_space
+    from stable_baselines3.common.vec_env import VecTransposeImage
 
-def _load_weights(policy: Any, path: Path) -> None:
-    """Plain weights saved from ``policy.state_dict()`` into ``policy`` (``weights_only=True``), eval mode."""
+    space = venv.observation_space
+    if is_image_space(space, check_channels=False) and len(space.shape) == 3:
+        policy = ActorCriticCnnPolicy(VecTransposeImage.transpose_space(space), venv.action_space, lambda _: 0.0)
+    else:
+        policy = ActorCriticPolicy(space, venv.action_space, lambda _: 0.0)
     policy.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     policy.set_training_mode(False)
+    return policy
 
 
 def eval_curve(log_dir: Path) -> dict[str, Any]:
@@ -77,7 +87,7 @@ class TqdmCallback(BaseCallback):
 
 
 def atari_ppo(venv: VecEnv, cfg: Any, seed: int) -> PPO:
-    """PPO (CnnPolicy) with the Atari recipe of PAPER.md section 2; ``cfg`` is a ``profiles.AtariExpert``.
+    """PPO (CnnPolicy) with the paper's Atari recipe; ``cfg`` is a ``profiles.AtariExpert``.
 
     Learning rate and clip range decay linearly to 0 over training, as in the original PPO Atari setting.
     """
@@ -120,18 +130,3 @@ class AtariEvalCallback(BaseCallback):
 
     def _on_training_end(self) -> None:
         self._evaluate()
-
-
-def load_atari_policy(path: Path, venv: VecEnv) -> Any:
-    """The expert's policy (SB3 ``ActorCriticCnnPolicy``) with the weights at ``path``, for ``venv``'s spaces.
-
-    Built without a PPO object on purpose: constructing PPO on an env reseeds that env with PPO's seed.
-    ``policy.predict`` takes the env's channels-last observations as PPO's own does.
-    """
-    from stable_baselines3.common.policies import ActorCriticCnnPolicy
-    from stable_baselines3.common.vec_env import VecTransposeImage
-
-    space = VecTransposeImage.transpose_space(venv.observation_space)
-    policy = ActorCriticCnnPolicy(space, venv.action_space, lambda _: 0.0)
-    _load_weights(policy, path)
-    return policy

@@ -1,4 +1,7 @@
-"""Saliency of Atari reward models R(s') and the score-box tests of the paper (PAPER.md, Atari part).
+"""Attribution maps of reward models: gradient saliency (maze R(s, s') and Atari R(s')), occlusion and
+Integrated Gradients on Atari R(s'), and the score-box tests of the book's Atari chapter.
+
+:func:`gradient_saliency` works on any model and any number of inputs (Figure 1 of the paper).
 
 Every method takes observations as SB3's Atari wrappers give them: ``(N, 84, 84, 4)`` (or one ``(84, 84, 4)``)
 channels-last stacks, pixels 0..255 (uint8 or float), and a model mapping such a batch to rewards ``(N,)``
@@ -33,12 +36,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from captum.attr import IntegratedGradients
+from captum.attr import IntegratedGradients, Saliency
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from rewinterp_utils.envs.atari import SCORE_BOXES, SCREEN_SHAPE, ScoreBox
-from rewinterp_utils.saliency import gradient_saliency
+from rewinterp_utils.envs.atari import SCREEN_SHAPE, score_box
 
 METHODS: tuple[str, ...] = ("occlusion", "occlusion_loop", "gradient", "integrated_gradients")
 """The ``method`` names :func:`attribute` accepts."""
@@ -73,10 +75,16 @@ def _param(model: nn.Module) -> tuple[torch.dtype, torch.device]:
     return (p.dtype, p.device) if p is not None and p.is_floating_point() else (torch.float32, torch.device("cpu"))
 
 
-def _box(game: str) -> ScoreBox:
-    if game not in SCORE_BOXES:
-        raise ValueError(f"unknown game {game!r}; supported games: {', '.join(SCORE_BOXES)}")
-    return SCORE_BOXES[game]
+def gradient_saliency(model: nn.Module, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """|dR/dx| for every input of ``model`` (e.g. ``(s, s')`` of the maze model), one tensor per input.
+
+    Inputs are cast to float; the model is put in eval mode (captum ``Saliency``).
+    """
+    model.eval()
+    xs = tuple(x.detach().to(torch.get_default_dtype() if not x.is_floating_point() else x.dtype)
+               .requires_grad_(True) for x in inputs)
+    attr = Saliency(model).attribute(xs if len(xs) > 1 else xs[0], abs=True)
+    return tuple(a.detach() for a in attr) if isinstance(attr, tuple) else (attr.detach(),)
 
 
 def _squeeze(x: np.ndarray, single: bool) -> np.ndarray:
@@ -270,7 +278,7 @@ def saliency_share(saliency_map_84: np.ndarray, game: str) -> float | np.ndarray
     m = np.abs(np.asarray(saliency_map_84, dtype=np.float64))
     if m.ndim not in (2, 3) or m.shape[-2:] != (84, 84):
         raise ValueError(f"expected a saliency map of shape (84, 84) or (N, 84, 84), got {m.shape}")
-    rs, cs = _box(game).obs_slices(84, inner=False)
+    rs, cs = score_box(game).obs_slices(84, inner=False)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = m[..., rs, cs].sum(axis=(-2, -1)) / m.sum(axis=(-2, -1))
     return float(share) if m.ndim == 2 else share
@@ -278,7 +286,7 @@ def saliency_share(saliency_map_84: np.ndarray, game: str) -> float | np.ndarray
 
 def score_area_share(game: str) -> float:
     """Fraction of the 84 x 84 frame covered by ``game``'s score box (``obs_slices(84, inner=False)``)."""
-    rs, cs = _box(game).obs_slices(84, inner=False)
+    rs, cs = score_box(game).obs_slices(84, inner=False)
     return (rs.stop - rs.start) * (cs.stop - cs.start) / 84**2
 
 
@@ -297,7 +305,7 @@ def score_edit(stacks: np.ndarray, donor_frames: np.ndarray, game: str, frame: i
         raise ValueError(f"expected donor_frames of shape {stacks.shape[:-1]}, got {donor_frames.shape}")
     if not -stacks.shape[-1] <= frame < stacks.shape[-1]:
         raise ValueError(f"frame {frame} out of range for {stacks.shape[-1]} stacked frames")
-    rs, cs = _box(game).obs_slices(84, inner=False)
+    rs, cs = score_box(game).obs_slices(84, inner=False)
     out = stacks.copy()
     out[..., rs, cs, frame] = donor_frames[..., rs, cs]
     return out

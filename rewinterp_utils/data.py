@@ -1,8 +1,9 @@
-"""Transition datasets: roll a policy out in a vector env and keep (s, s', r)."""
+"""Transition datasets: roll a policy out in a vector env and keep (s, s', r); balanced Atari observations."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -52,6 +53,36 @@ def load_transitions(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+def _actions(policy: Any, venv: VecEnv, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+    """The policy's actions for ``obs`` (``policy=None``: uniformly random)."""
+    if policy is None:
+        return np.array([venv.action_space.sample() for _ in range(venv.num_envs)])
+    return policy.predict(obs, deterministic=deterministic)[0]
+
+
+def play_lockstep(policy: Any, venvs: dict[str, VecEnv], deterministic: bool = False
+                  ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]]:
+    """Play ``policy`` on the first of ``venvs`` and replay the same actions in the others, forever.
+
+    The venvs must be built alike and with the same seed (e.g. the score shown and hidden versions of one
+    game from :func:`~rewinterp_utils.envs.atari.make_atari_venv`), so that they play the same game. Yields
+    after every step ``(obs, rewards, dones)``: the new observation of every venv by name, and the lead venv's
+    rewards and dones (``RuntimeError`` the moment another venv's rewards or dones differ).
+    """
+    names = list(venvs)
+    lead = venvs[names[0]]
+    obs = {k: v.reset() for k, v in venvs.items()}
+    while True:
+        actions = _actions(policy, lead, obs[names[0]], deterministic)
+        results = {k: v.step(actions) for k, v in venvs.items()}
+        rewards, dones = results[names[0]][1], results[names[0]][2]
+        for k in names[1:]:
+            if not np.array_equal(results[k][1], rewards) or not np.array_equal(results[k][2], dones):
+                raise RuntimeError(f"venv {k!r} diverged from {names[0]!r}: build them with the same seed")
+        obs = {k: r[0] for k, r in results.items()}
+        yield obs, rewards, dones
+
+
 def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_rewarded: int, n_unrewarded: int,
                      max_steps: int, seed: int = 0, deterministic: bool = False,
                      desc: str = "rewarded observations") -> dict[str, np.ndarray]:
@@ -74,50 +105,36 @@ def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_r
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     names = list(venvs)
     lead = venvs[names[0]]
-    n_envs, n = lead.num_envs, n_rewarded + n_unrewarded
+    n = n_rewarded + n_unrewarded
     rng = np.random.default_rng(seed)
     out = {f"obs_{k}": np.zeros((n, *lead.observation_space.shape), np.uint8) for k in names}
     out |= {"reward": np.zeros(n, np.float32), "step": np.zeros(n, np.int64),
             "screen": np.zeros((n, 210, 160, 3), np.uint8)}  # the raw ALE screen
     got_r, seen_u, steps = 0, 0, 0
-    obs = {k: v.reset() for k, v in venvs.items()}
-
-    def keep(slot: int, i: int, reward: float) -> None:
-        for k in names:
-            out[f"obs_{k}"][slot] = obs[k][i]
-        out["reward"][slot], out["step"][slot] = reward, steps
-        out["screen"][slot] = screens[i]
-
     with tqdm(total=n_rewarded, desc=desc) as bar:
-        while got_r < n_rewarded or seen_u < n_unrewarded:
+        for obs, rewards, dones in play_lockstep(policy, venvs, deterministic):
+            screens = lead.get_attr("last_raw_frame")
+            steps += lead.num_envs
+            for i in np.flatnonzero(~dones):
+                if rewards[i] != 0:
+                    slot = n_unrewarded + got_r if got_r < n_rewarded else None
+                    got_r += slot is not None
+                    bar.update(slot is not None)
+                else:
+                    slot = seen_u if seen_u < n_unrewarded else int(rng.integers(seen_u + 1))
+                    slot = slot if slot < n_unrewarded else None
+                    seen_u += 1
+                if slot is not None:
+                    for k in names:
+                        out[f"obs_{k}"][slot] = obs[k][i]
+                    out["reward"][slot], out["step"][slot], out["screen"][slot] = rewards[i], steps, screens[i]
+            if got_r >= n_rewarded and seen_u >= n_unrewarded:
+                break
             if steps >= max_steps:
                 raise RuntimeError(
                     f"the policy earned a reward on {got_r} of the {n_rewarded} observations needed within "
                     f"max_steps={max_steps} env steps: train the expert longer (atari_expert total_timesteps) "
                     f"or raise atari_dataset max_steps")
-            if policy is None:
-                actions = np.array([lead.action_space.sample() for _ in range(n_envs)])
-            else:
-                actions, _ = policy.predict(obs[names[0]], deterministic=deterministic)
-            results = {k: v.step(actions) for k, v in venvs.items()}
-            rewards, dones = results[names[0]][1], results[names[0]][2]
-            for k in names[1:]:
-                if not np.array_equal(results[k][1], rewards) or not np.array_equal(results[k][2], dones):
-                    raise RuntimeError(f"venv {k!r} diverged from {names[0]!r}: build them with the same seed")
-            obs = {k: r[0] for k, r in results.items()}
-            screens = lead.get_attr("last_raw_frame")
-            steps += n_envs
-            for i in np.flatnonzero(~dones):
-                if rewards[i] != 0:
-                    if got_r < n_rewarded:
-                        keep(n_unrewarded + got_r, i, rewards[i])
-                        got_r += 1
-                        bar.update()
-                else:
-                    slot = seen_u if seen_u < n_unrewarded else rng.integers(seen_u + 1)
-                    if slot < n_unrewarded:
-                        keep(int(slot), i, 0.0)
-                    seen_u += 1
     return out
 
 

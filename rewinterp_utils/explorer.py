@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from rewinterp_utils.envs.maze import FREE, Cell, draw, empty_layout
-from rewinterp_utils.plotting import COLOURS, show_grid, show_map
-from rewinterp_utils.saliency import gradient_saliency
+from rewinterp_utils.envs.maze import COLOURS, FREE, Cell, draw, empty_layout
+from rewinterp_utils.plotting import show_grid, show_map
+from rewinterp_utils.attribution import gradient_saliency
 
 GridName = Literal["s", "s_next"]
 Mode = Literal["agent", "goal", "erase"]

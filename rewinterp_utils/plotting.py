@@ -1,4 +1,4 @@
-"""Figures: maze grids in colour, saliency rows, learning curves."""
+"""Figures: maze grids in colour, saliency rows, learning curves, saliency over Atari screens."""
 
 from __future__ import annotations
 
@@ -7,18 +7,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from rewinterp_utils.envs.maze import AGENT, FREE, GOAL, WALL
-
-COLOURS = {FREE: (255, 255, 255), WALL: (60, 60, 60), AGENT: (214, 39, 40), GOAL: (44, 160, 44)}
-"""RGB of each cell value: free white, wall grey, agent red, goal green."""
-
-
-def grid_to_rgb(grid: np.ndarray, cell_px: int = 16) -> np.ndarray:
-    """An ``(H*cell_px, W*cell_px, 3)`` uint8 picture of a maze grid."""
-    rgb = np.zeros((*grid.shape, 3), dtype=np.uint8)
-    for value, colour in COLOURS.items():
-        rgb[grid == value] = colour
-    return np.kron(rgb, np.ones((cell_px, cell_px, 1), dtype=np.uint8))
+from rewinterp_utils.envs.maze import grid_to_rgb
 
 
 def show_grid(ax: plt.Axes, grid: np.ndarray, title: str | None = None) -> None:
@@ -54,14 +43,20 @@ def saliency_figure(s_next: Sequence[np.ndarray], sal_s: Sequence[np.ndarray], s
 
 
 def curves_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, ylabel: str,
-                  ax: plt.Axes | None = None) -> plt.Figure:
-    """Mean +- std across seeds of several learning curves: ``{label: (timesteps, returns[seed, t])}``."""
+                  ax: plt.Axes | None = None, runs: str = "seeds", show_runs: bool = True) -> plt.Figure:
+    """Learning curves ``{label: (timesteps, y[run, t])}``: the mean over runs in bold, a band of one standard
+    deviation and (``show_runs``) every run as a thin line; the legend gives the number of ``runs``."""
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
-    for label, (t, y) in curves.items():
-        mean, std = y.mean(0), y.std(0)
-        ax.plot(t, mean, label=f"{label} (n={len(y)})")
-        ax.fill_between(t, mean - std, mean + std, alpha=0.25)
+    for c, (label, (t, y)) in enumerate(curves.items()):
+        y = np.atleast_2d(np.asarray(y, dtype=float))
+        mean = np.nanmean(y, 0)
+        if show_runs and len(y) > 1:
+            ax.plot(t, y.T, color=f"C{c}", lw=0.6, alpha=0.45)
+        ax.plot(t, mean, color=f"C{c}", lw=2, label=f"{label} ({len(y)} {runs if len(y) > 1 else runs.rstrip('s')})")
+        if len(y) > 1:
+            std = np.nanstd(y, 0)
+            ax.fill_between(t, mean - std, mean + std, color=f"C{c}", alpha=0.2)
     ax.set_xlabel("timesteps")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)

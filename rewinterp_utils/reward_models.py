@@ -1,4 +1,4 @@
-"""Reward models learned by regression (PAPER.md section 1 step 3; section 2 for Atari)."""
+"""Reward models learned by regression: the maze MLP R(s, s') and the Atari CNN R(s') of the paper."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class MazeRewardMLP(nn.Module):
 
 
 class AtariRewardCNN(nn.Module):
-    """R(s'): SB3's Nature-CNN feature extractor (512 features) + Linear(512, 1) (PAPER.md section 2).
+    """R(s'): SB3's Nature-CNN feature extractor (512 features) + Linear(512, 1) (as in the paper).
 
     Input: stacked frames ``(batch, 84, 84, 4)`` channels-last uint8 as SB3's Atari wrappers give them
     (or channels-first ``(batch, 4, 84, 84)``); pixels are scaled to [0, 1] inside.
@@ -72,3 +72,16 @@ def load_model(model: nn.Module, path: Path) -> nn.Module:
     """Load weights saved by :func:`save_model` into ``model`` safely (``weights_only=True``); eval mode."""
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
+
+
+def predict(model: nn.Module, *inputs: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """The model's rewards for a batch of inputs (``model(*inputs)``), in chunks, without gradients, as numpy.
+
+    ``predict(maze_model, s, s_next)`` or ``predict(atari_model, obs)``; the model is put in eval mode.
+    """
+    model.eval()
+    tensors = [torch.as_tensor(x) for x in inputs]
+    n = len(tensors[0])
+    with torch.no_grad():
+        out = [model(*(t[i:i + batch_size] for t in tensors)) for i in range(0, n, batch_size)]
+    return torch.cat(out).cpu().numpy() if out else np.zeros(0, np.float32)

@@ -8,6 +8,12 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+MAZE_REWARDS: tuple[str, ...] = ("true", "learned")
+"""What a maze agent is trained on: the environment's reward, or the learned reward model's."""
+ATARI_REWARDS: tuple[str, ...] = ("true", "learned_shown", "learned_hidden")
+"""What an Atari agent is trained on (Table 1): the game's clipped reward, or the reward model trained with the
+score shown (the paper's) or hidden."""
+
 RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """Batched reward: ``(obs, next_obs) -> rewards`` with leading dimension ``n_envs``."""
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from rewinterp_utils.agents import atari_ppo, load_atari_policy
+from rewinterp_utils.agents import atari_ppo, load_policy
 from rewinterp_utils.data import collect_balanced, split_by_time
 from rewinterp_utils.envs.atari import SCORE_BOXES, make_atari_venv
-from rewinterp_utils.profiles import resolve
-from rewinterp_utils.stages import STAGES
+from rewinterp_utils.pipeline.profiles import resolve
+from rewinterp_utils.pipeline.stages import STAGES
 
 ENV = "BreakoutNoFrameskip-v4"
 
@@ -88,7 +88,7 @@ def test_expert_policy_loads_without_reseeding_the_env(tmp_path):
     torch.save(ppo.policy.state_dict(), tmp_path / "policy.pt")
     fresh = make_atari_venv(ENV, n_envs=1, seed=5)
     obs = fresh.reset()
-    policy = load_atari_policy(tmp_path / "policy.pt", fresh)
+    policy = load_policy(tmp_path / "policy.pt", fresh)
     ref = make_atari_venv(ENV, n_envs=1, seed=5).reset()
     assert np.array_equal(obs, ref)
     a1, _ = policy.predict(obs, deterministic=True)
@@ -100,3 +100,21 @@ def test_book_pages_of_atari_stages():
     assert list(STAGES["atari_expert"].pages("default")) == ["atari_expert_Breakout", "atari_expert_Seaquest"]
     assert "atari_reward_model_Seaquest_hidden" in STAGES["atari_reward_model"].pages("default")
     assert list(STAGES["maze_retrain"].pages("default")) == ["maze_retrain"]
+
+
+def test_maze_policy_loads_without_reseeding_the_env(tmp_path):
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from rewinterp_utils.agents import maze_ppo
+
+    ppo = maze_ppo(make_vec_env("EmptyMaze-10x10-CoinFlipGoal-v3", n_envs=1, seed=0), 1e-4, 0.97, seed=0)
+    torch.save(ppo.policy.state_dict(), tmp_path / "policy.pt")
+    fresh = make_vec_env("EmptyMaze-10x10-CoinFlipGoal-v3", n_envs=2, seed=7)
+    obs = fresh.reset()
+    policy = load_policy(tmp_path / "policy.pt", fresh)
+    assert np.array_equal(obs, make_vec_env("EmptyMaze-10x10-CoinFlipGoal-v3", n_envs=2, seed=7).reset())
+    for _ in range(5):
+        a1, _ = policy.predict(obs, deterministic=True)
+        a2, _ = ppo.policy.predict(obs, deterministic=True)
+        assert np.array_equal(a1, a2)
+        obs, *_ = fresh.step(a1)

@@ -1,16 +1,17 @@
-"""Glued numbers are plain numbers the book can format."""
+"""The book's plumbing: glued numbers the book can format, one repository URL, install cells that use it."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import nbformat
-import numpy as np
+import pytest
 
-from rewinterp_utils.book import plain, plain_glue_reprs
+from rewinterp_utils.pipeline.book import _config_with_url, install_cell_source, plain_glue_reprs, repository_url
 
-
-def test_plain_turns_numpy_scalars_into_python_numbers():
-    assert type(plain(np.float32(0.5))) is float and type(plain(np.int64(3))) is int
-    assert plain("x") == "x" and plain(2.5) == 2.5
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 
 def test_numpy_reprs_in_glue_outputs_are_rewritten(tmp_path):
@@ -24,3 +25,31 @@ def test_numpy_reprs_in_glue_outputs_are_rewritten(tmp_path):
     outs = nbformat.read(path, as_version=4).cells[0].outputs
     assert outs[0].data["application/papermill.record/text/plain"] == "0.25"
     assert outs[1].data["text/plain"] == "np.float64(0.25)"  # only glue records are touched
+
+
+def test_repository_url_is_written_once():
+    pyproject = (REPO / "pyproject.toml").read_text()
+    url = re.search(r'(?m)^Repository = "([^"]+)"', pyproject).group(1)
+    assert repository_url() == url
+    tracked = [p for p in REPO.rglob("*") if p.is_file() and p.suffix in {".py", ".md", ".yml", ".toml", ".ipynb"}
+               and not any(part.startswith((".", "_build", "artifacts")) for part in p.relative_to(REPO).parts)]
+    holders = [p.relative_to(REPO).as_posix() for p in tracked if url in p.read_text(errors="ignore")
+               and p.suffix != ".ipynb"]
+    assert holders == ["pyproject.toml"]
+    config = _config_with_url((REPO / "_config.yml").read_text(), url)
+    assert f"repository:\n  url: {url}\n" in config
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_install_cell_is_the_generated_one(path):
+    """Every notebook's first code cell installs from pyproject's URL (regenerate with install_cell_source)."""
+    first = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    assert first.source == install_cell_source()
+    assert "remove-cell" in first.metadata.get("tags", [])
+
+
+def test_no_file_outside_the_repository_is_cited():
+    brief = "PAPER" + ".md"
+    files = [*REPO.joinpath("rewinterp_utils").rglob("*.py"), *REPO.joinpath("book").glob("*.md"), *NOTEBOOKS,
+             REPO / "README.md"]
+    assert [p.name for p in files if brief in p.read_text()] == []

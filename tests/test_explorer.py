@@ -14,7 +14,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from rewinterp_utils.envs.maze import AGENT, FREE, GOAL, draw, empty_layout, walled_layout  # noqa: E402
 from rewinterp_utils.explorer import RewardExplorer  # noqa: E402
-from rewinterp_utils.plotting import COLOURS  # noqa: E402
+from rewinterp_utils.envs.maze import COLOURS  # noqa: E402
 from rewinterp_utils.reward_models import MazeRewardMLP  # noqa: E402
 
 

@@ -13,14 +13,16 @@ import torch
 from stable_baselines3.common.env_util import make_vec_env
 
 import rewinterp_utils.reward_models as rm
-from rewinterp_utils import artifacts as art
 from rewinterp_utils.data import load_transitions, rollout_transitions, save_transitions
 from rewinterp_utils.envs.maze import AGENT, GOAL
-from rewinterp_utils.profiles import PROFILES, SIZES, check_profile, resolve
-from rewinterp_utils.stages import COINFLIP, REWARDS, STAGES, TWOGOALS, check_chapter, get_stage
+from rewinterp_utils.pipeline import artifacts as art
+from rewinterp_utils.pipeline.profiles import PROFILES, SIZES, check_profile, resolve
+from rewinterp_utils.pipeline.stages import STAGES, Stage, check_chapter, get_stage
 from rewinterp_utils.wrappers import LearnedRewardVecEnv
 
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 COINFLIP_ID = "EmptyMaze-10x10-CoinFlipGoal-v3"
+TWOGOALS_ID = "EmptyMaze-10x10-TwoGoals-v3"
 
 
 # -- profiles ------------------------------------------------------------------------------------------
@@ -39,7 +41,7 @@ def test_resolve_every_stage_and_profile(stage, profile):
     assert cfg == SIZES[profile][stage]
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
-        assert isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+        assert (isinstance(v, tuple) and v) or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0)
     # None overrides are ignored
     assert resolve(stage, profile, **{f.name: None for f in dataclasses.fields(cfg)}) == cfg
 
@@ -104,38 +106,56 @@ def test_resolve_rejects_nan():
         resolve("maze_expert", "smoke", learning_rate=float("nan"))
 
 
-# -- stages --------------------------------------------------------------------------------------------
-def test_stage_params_defaults_and_valid_values():
-    st = get_stage("maze_expert")
-    assert st.params() == {"seed": 0, "env_id": COINFLIP}
-    assert st.params(seed=3, env_id="Maze-10x10-TwoGoals-v3") == {"seed": 3, "env_id": "Maze-10x10-TwoGoals-v3"}
-    assert st.params(seed=None) == {"seed": 0, "env_id": COINFLIP}
-    rt = get_stage("maze_retrain")
-    assert rt.params(reward="true")["reward"] == "true"
-    assert rt.params() == {"env_id": COINFLIP, "reward": "learned", "seed": 0, "rm_env_id": COINFLIP, "rm_seed": 0}
+# -- stages and cells ------------------------------------------------------------------------------------
+def cell(stage, profile="smoke", **given):
+    return get_stage(stage).cell(profile, **given)
+
+
+def open_(stage, profile="smoke", **given):
+    """What a notebook does: open_stage with its namespace."""
+    return art.open_stage(stage, {"profile": profile, **given})
+
+
+def require(stage, profile="smoke", **given):
+    return art.verify(cell(stage, profile, **given))
+
+
+def test_defaults_come_from_the_notebook_parameters_cell():
+    import papermill as pm
+
+    for st in STAGES.values():
+        nb = pm.inspect_notebook(str(REPO / "notebooks" / f"{st.name}.ipynb"))
+        assert st.parameters == {k: eval(p["default"]) for k, p in nb.items() if k != "profile"}  # noqa: S307
+    assert cell("maze_expert").params == {"seed": 0, "env_id": COINFLIP_ID, "total_timesteps": None,
+                                          "eval_freq": None, "n_eval_episodes": None}
+    c = cell("maze_retrain", reward="true", seed=3)
+    assert (c.params["reward"], c.params["seed"], c.params["rm_seed"]) == ("true", 3, 0)
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, False, "0", [0]])
-def test_stage_params_rejects_bad_seed(bad):
+def test_cell_rejects_bad_seed(bad):
     for name in ("maze_expert", "maze_retrain"):
         with pytest.raises(ValueError, match="seed"):
-            get_stage(name).params(seed=bad)
+            cell(name, seed=bad)
     with pytest.raises(ValueError, match="rm_seed"):
-        get_stage("maze_retrain").params(rm_seed=bad)
+        cell("maze_retrain", rm_seed=bad)
 
 
-def test_stage_params_rejects_bad_env_reward_and_unknown():
-    with pytest.raises(ValueError, match="valid ids"):
-        get_stage("maze_expert").params(env_id="CartPole-v1")
-    with pytest.raises(ValueError, match="valid ids"):
-        get_stage("maze_retrain").params(rm_env_id="EmptyMaze-10x10-CoinFlipGoal-v2")
+def test_cell_rejects_bad_env_reward_and_unknown():
+    with pytest.raises(ValueError, match=COINFLIP_ID):
+        cell("maze_expert", env_id="CartPole-v1")
+    with pytest.raises(ValueError, match="rm_env_id"):
+        cell("maze_retrain", rm_env_id="EmptyMaze-10x10-CoinFlipGoal-v2")
     with pytest.raises(ValueError) as e:
-        get_stage("maze_retrain").params(reward="oracle")
+        cell("maze_retrain", reward="oracle")
     assert "true" in str(e.value) and "learned" in str(e.value)
+    with pytest.raises(ValueError) as e:
+        cell("atari_retrain", reward="learned")
+    assert "learned_hidden" in str(e.value)
     with pytest.raises(ValueError, match="reward"):
-        get_stage("maze_expert").params(reward="true")  # the expert has no reward parameter
-    with pytest.raises(ValueError):
-        get_stage("maze_expert").params(sed=1)
+        cell("maze_expert", reward="true")  # the expert has no reward parameter
+    with pytest.raises(ValueError, match="smoke"):
+        cell("maze_expert", "fast")
 
 
 def test_get_stage_and_chapter():
@@ -148,41 +168,90 @@ def test_get_stage_and_chapter():
         check_chapter("mars")
 
 
-def test_stage_keys():
-    assert get_stage("maze_expert").key({"env_id": COINFLIP, "seed": 0}) == f"{COINFLIP}_seed0"
-    assert get_stage("maze_retrain").key({"env_id": TWOGOALS, "reward": "true", "seed": 3}) == f"{TWOGOALS}_true_seed3"
-    assert get_stage("maze_figure3").key({"rm_seed": 0}) == "all"
+def test_a_bad_stage_row_fails_naming_the_stage_and_the_culprit():
+    bad_sweep = Stage("maze_expert", "gridworld", "x", "maze_expert", sweep={"sed": (0, 1)}, metrics="m.{sed}")
+    with pytest.raises(ValueError) as e:
+        bad_sweep.check(STAGES)
+    assert "maze_expert" in str(e.value) and "'sed'" in str(e.value) and "seed" in str(e.value)
+    bad_up = Stage("maze_dataset", "gridworld", "x", "maze_dataset", upstream=("maze_expertt",))
+    with pytest.raises(ValueError) as e:
+        bad_up.check(STAGES)
+    assert "maze_dataset" in str(e.value) and "maze_expertt" in str(e.value)
+    unnamed = Stage("maze_retrain", "gridworld", "x", "maze_retrain", sweep={"seed": "n_seeds"}, metrics="m")
+    with pytest.raises(ValueError, match="namespace"):
+        unnamed.check(STAGES)
+    no_notebook = Stage("maze_nothing", "gridworld", "x")
+    with pytest.raises(ValueError, match="maze_nothing"):
+        no_notebook.check(STAGES)
+
+
+def test_the_stage_table_is_checked_at_import():
+    """A notebook that loses a swept parameter makes importing the stage table fail, naming both."""
+    import subprocess
+    import sys
+
+    code = ("import papermill\n"
+            "real = papermill.inspect_notebook\n"
+            "def edited(path, *a, **k):\n"
+            "    out = real(path, *a, **k)\n"
+            "    if str(path).endswith('maze_retrain.ipynb'):\n"
+            "        out.pop('seed')\n"
+            "    return out\n"
+            "papermill.inspect_notebook = edited\n"
+            "import rewinterp_utils.pipeline.stages\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ValueError") and "maze_retrain" in last and "'seed'" in last
+
+
+def test_cell_keys_and_namespaces():
+    a, b = cell("maze_retrain", env_id=TWOGOALS_ID, reward="true", seed=3), cell("maze_retrain", seed=3)
+    assert a.key.startswith("TwoGoals_true_3-") and a.namespace == "maze.retrain.TwoGoals.true.seed3"
+    assert a.key != b.key
+    assert cell("maze_figure3").key.startswith("all-") and cell("maze_figure3").namespace == "maze.retrain"
+    assert cell("atari_retrain", game="Seaquest").namespace == "atari.table1.Seaquest.shown.learned_shown.seed0"
+    # a custom size is a cell of its own; the same size given explicitly is the profile's cell
+    custom = cell("maze_expert", total_timesteps=2048)
+    assert custom.key != cell("maze_expert").key
+    same = cell("maze_expert", total_timesteps=SIZES["smoke"]["maze_expert"].total_timesteps)
+    assert same.key == cell("maze_expert").key
+    # sizes that only bound a sweep are not part of a swept cell's identity
+    first = get_stage("maze_retrain").cells("smoke", n_seeds=3)[0]
+    assert cell("maze_retrain", reward="true", seed=0).identity == first.identity
 
 
 @pytest.mark.parametrize("profile, n", [("smoke", 1), ("default", 5), ("paper", 10)])
-def test_retrain_grid(profile, n):
+def test_retrain_sweep(profile, n):
     st = get_stage("maze_retrain")
-    grid = st.grid(profile)
-    assert len(grid) == 2 * 2 * n
-    assert {g["env_id"] for g in grid} == {COINFLIP, TWOGOALS}
-    assert {g["reward"] for g in grid} == set(REWARDS) == {"true", "learned"}
-    assert {g["seed"] for g in grid} == set(range(n))
-    assert len({st.key(st.params(**g)) for g in grid}) == len(grid)
-    assert len(st.grid(profile, n_seeds=2)) == 8
+    cells = st.cells(profile)
+    assert len(cells) == 2 * 2 * n
+    assert {c.params["env_id"] for c in cells} == {COINFLIP_ID, TWOGOALS_ID}
+    assert {c.params["reward"] for c in cells} == {"true", "learned"}
+    assert {c.params["seed"] for c in cells} == set(range(n))
+    assert len({c.key for c in cells}) == len(cells) == len({c.namespace for c in cells})
+    assert len(st.cells(profile, n_seeds=2)) == 8
     with pytest.raises(ValueError):
-        st.grid(profile, n_seeds=0)
+        st.cells(profile, n_seeds=0)
+    with pytest.raises(ValueError, match="bogus"):
+        st.cells(profile, bogus=1)
 
 
-def test_other_grids():
-    assert get_stage("maze_expert").grid("default") == [{}]
-    assert get_stage("maze_figure3").grid("default") == [{}]
-    assert get_stage("maze_figure3").grid("default", n_seeds=3) == [{"n_seeds": 3}]
+def test_other_sweeps():
+    assert len(get_stage("maze_expert").cells("default")) == 1
+    assert [c.params["n_seeds"] for c in get_stage("maze_figure3").cells("default", n_seeds=3)] == [3]
+    atari = get_stage("atari_retrain").cells("smoke")
+    assert {(c.params["game"], c.params["reward"]) for c in atari} == {("Breakout", "true"),
+                                                                       ("Breakout", "learned_shown")}
+    assert len(get_stage("atari_retrain").cells("default")) == 2 * 2 * 3
 
 
 # -- artifacts -----------------------------------------------------------------------------------------
 @pytest.fixture
 def root(tmp_path, monkeypatch):
     monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path))
+    monkeypatch.delenv(art.HANDOFF_ENV, raising=False)
     return tmp_path
-
-
-def _tree(path):
-    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
 
 
 def _finish(run, content=b"weights", metrics=None):
@@ -202,7 +271,6 @@ def test_artifacts_root(root):
         ("maze_expert", "smoke", {"seed": True}),
         ("maze_expert", "smoke", {"env_id": "CartPole-v1"}),
         ("maze_expert", "smoke", {"total_timesteps": 0}),
-        ("maze_expert", "smoke", {"no_such_size": 3}),
         ("maze_expert", "fast", {}),
         ("maze_expertt", "smoke", {}),
         ("maze_retrain", "smoke", {"reward": "oracle"}),
@@ -211,133 +279,140 @@ def test_artifacts_root(root):
 )
 def test_open_stage_bad_input_writes_nothing(root, stage, profile, given):
     with pytest.raises(ValueError):
-        art.open_stage(stage, profile, **given)
+        run = open_(stage, profile, **given)
+        run.config  # sizes are checked when first resolved
     assert list(root.iterdir()) == []
 
 
+def test_open_stage_reads_only_the_stage_parameters_from_the_namespace(root):
+    run = art.open_stage("maze_expert", {"profile": "smoke", "seed": 2, "np": object(), "unrelated": 1})
+    assert run.cell == cell("maze_expert", seed=2)
+    with pytest.raises(ValueError, match="profile"):
+        art.open_stage("maze_expert", {"seed": 2})
+
+
 def test_unfinished_run_is_never_accepted(root):
-    run = art.open_stage("maze_expert", "smoke", seed=0)
+    run = open_("maze_expert", seed=0)
     assert run.dir.is_dir() and run.dir.name.startswith(".")
     run.path("model.pt").write_bytes(b"half written")
     (run.dir / "manifest.json").write_text("{}")  # even a stray manifest in the temp folder is ignored
-    ident = art.identity("maze_expert", "smoke", seed=0)
-    assert not art.is_complete(ident)
-    assert not art.cell_dir(ident).exists()
+    assert not art.is_complete(cell("maze_expert", seed=0))
+    assert not cell("maze_expert", seed=0).dir.exists()
     with pytest.raises(art.ArtifactError, match="missing"):
-        art.require("maze_expert", "smoke", seed=0)
+        require("maze_expert", seed=0)
     # a later complete run still works next to the abandoned temp folder
-    folder = _finish(art.open_stage("maze_expert", "smoke", seed=0))
-    assert art.require("maze_expert", "smoke", seed=0) == folder
+    folder = _finish(open_("maze_expert", seed=0))
+    assert require("maze_expert", seed=0) == folder
 
 
 def test_finish_publishes_manifest_and_metrics(root):
-    run = art.open_stage("maze_expert", "smoke", seed=1)
+    run = open_("maze_expert", seed=1)
     assert run.config == resolve("maze_expert", "smoke")
-    ident = art.identity("maze_expert", "smoke", seed=1)
-    assert run.identity == ident
-    assert ident["sizes"] == dataclasses.asdict(resolve("maze_expert", "smoke"))
+    c = cell("maze_expert", seed=1)
+    assert run.identity == c.identity
+    assert c.identity["sizes"] == dataclasses.asdict(resolve("maze_expert", "smoke"))
     tmp = run.dir
     folder = _finish(run, b"abc", {"loss": 0.25, "return": 1.0})
-    assert folder == art.cell_dir(ident) == root.resolve() / "smoke" / "maze_expert" / f"{COINFLIP_ID}_seed1"
+    assert folder == c.dir and folder.parent == root.resolve() / "smoke" / "maze_expert"
     assert not tmp.exists()
     assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "metrics.json", "model.pt"]
     assert [p.name for p in folder.parent.iterdir()] == [folder.name], "no temp folder left behind"
-    metrics = art.read_metrics(folder)
-    assert metrics["loss"] == 0.25 and metrics["return"] == 1.0
-    timing = [k for k in metrics if k.startswith("timing.")]
-    assert timing == [f"timing.maze_expert.{COINFLIP_ID}_seed1_s"]
-    assert metrics[timing[0]] >= 0
+    assert art.read_metrics(folder) == {"loss": 0.25, "return": 1.0} == c.metrics
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["identity"] == ident
+    assert manifest["identity"] == c.identity and manifest["elapsed_s"] >= 0
     assert manifest["files"] == {
         "metrics.json": hashlib.sha256((folder / "metrics.json").read_bytes()).hexdigest(),
         "model.pt": hashlib.sha256(b"abc").hexdigest(),
     }
-    assert art.require("maze_expert", "smoke", seed=1) == folder
-    assert art.is_complete(ident)
-    assert run.require("maze_expert", seed=1) == folder
+    assert require("maze_expert", seed=1) == folder
+    with pytest.raises(ValueError, match="upstream"):
+        run.require("maze_expert", seed=1)  # an expert does not read experts
+
+
+def test_finish_rejects_bad_metric_keys(root):
+    with pytest.raises(ValueError, match="local"):
+        open_("maze_expert").finish({".x": 1})
 
 
 def test_require_other_parameters(root):
-    _finish(art.open_stage("maze_expert", "smoke", seed=0))
-    # another seed: another folder, missing
+    _finish(open_("maze_expert", seed=0))
     with pytest.raises(art.ArtifactError, match="missing"):
-        art.require("maze_expert", "smoke", seed=1)
-    # another profile
+        require("maze_expert", seed=1)
     with pytest.raises(art.ArtifactError, match="missing"):
-        art.require("maze_expert", "default", seed=0)
-    # same folder, other sizes: other parameters
-    with pytest.raises(art.ArtifactError, match="other parameters") as e:
-        art.require("maze_expert", "smoke", seed=0, total_timesteps=2048)
-    assert "'sizes'" in str(e.value) and "2048" in str(e.value)
-    assert "--force" in str(e.value)
+        require("maze_expert", "default", seed=0)
+    with pytest.raises(art.ArtifactError, match="missing"):  # other sizes: another cell
+        require("maze_expert", seed=0, total_timesteps=2048)
 
 
 def test_require_edited_manifest_identity(root):
-    folder = _finish(art.open_stage("maze_expert", "smoke", seed=0))
+    folder = _finish(open_("maze_expert", seed=0))
     mpath = folder / "manifest.json"
     manifest = json.loads(mpath.read_text())
     manifest["identity"]["sizes"]["gamma"] = 0.5
     mpath.write_text(json.dumps(manifest))
     with pytest.raises(art.ArtifactError, match="other parameters"):
-        art.require("maze_expert", "smoke", seed=0)
-    assert not art.is_complete(art.identity("maze_expert", "smoke", seed=0))
+        require("maze_expert", seed=0)
+    assert not art.is_complete(cell("maze_expert", seed=0))
 
 
 @pytest.mark.parametrize("name", ["model.pt", "metrics.json"])
 def test_require_corrupt_file(root, name):
-    folder = _finish(art.open_stage("maze_expert", "smoke", seed=0), b"0123456789")
+    folder = _finish(open_("maze_expert", seed=0), b"0123456789")
     f = folder / name
     data = bytearray(f.read_bytes())
     data[0] ^= 0xFF
     f.write_bytes(bytes(data))
     with pytest.raises(art.ArtifactError, match="corrupt"):
-        art.require("maze_expert", "smoke", seed=0)
+        require("maze_expert", seed=0)
 
 
 def test_require_deleted_file_and_bad_manifest(root):
-    folder = _finish(art.open_stage("maze_expert", "smoke", seed=0))
+    folder = _finish(open_("maze_expert", seed=0))
     (folder / "model.pt").unlink()
     with pytest.raises(art.ArtifactError, match="corrupt"):
-        art.require("maze_expert", "smoke", seed=0)
+        require("maze_expert", seed=0)
     (folder / "manifest.json").write_text("{not json")
     with pytest.raises(art.ArtifactError, match="corrupt"):
-        art.require("maze_expert", "smoke", seed=0)
+        require("maze_expert", seed=0)
 
 
 def test_missing_message_says_what_to_run(root):
     with pytest.raises(art.ArtifactError) as e:
-        art.require("maze_expert", "smoke", seed=2)
+        require("maze_expert", seed=2)
     msg = str(e.value)
     assert "notebooks/maze_expert.ipynb" in msg
     assert "rewinterp run" in msg and "--profile smoke" in msg and "--chapter gridworld" in msg
     assert "'seed': 2" in msg
     with pytest.raises(art.ArtifactError) as e:
-        art.require("maze_retrain", "default", reward="true", seed=4)
+        require("maze_retrain", "default", reward="true", seed=4)
     assert "notebooks/maze_retrain.ipynb" in str(e.value)
 
 
 def test_rerun_replaces_old_folder(root):
-    run1 = art.open_stage("maze_expert", "smoke", seed=0)
+    run1 = open_("maze_expert", seed=0)
     run1.path("old_only.txt").write_text("x")
     folder1 = _finish(run1, b"first")
-    folder2 = _finish(art.open_stage("maze_expert", "smoke", seed=0), b"second", {"loss": 0.1})
+    folder2 = _finish(open_("maze_expert", seed=0), b"second", {"loss": 0.1})
     assert folder1 == folder2
     assert (folder2 / "model.pt").read_bytes() == b"second"
     assert not (folder2 / "old_only.txt").exists()
     assert art.read_metrics(folder2)["loss"] == 0.1
     assert [p.name for p in folder2.parent.iterdir()] == [folder2.name], "old/temp folders must be removed"
-    assert art.require("maze_expert", "smoke", seed=0) == folder2
 
 
-def test_figure3_cell(root):
-    run = art.open_stage("maze_figure3", "smoke", n_seeds=2)
+def test_figure3_cell_and_upstream_cells(root):
+    for c in get_stage("maze_retrain").cells("smoke", n_seeds=2):
+        run = art.open_stage("maze_retrain", {"profile": "smoke", **c.params})
+        _finish(run, metrics={"final_return": float(c.params["seed"])})
+    run = open_("maze_figure3", n_seeds=2)
     assert run.config.n_seeds == 2
+    cells = run.upstream_cells("maze_retrain", n_seeds=2)
+    assert sorted(c.metrics["final_return"] for c in cells) == [0, 0, 0, 0, 1, 1, 1, 1]
     folder = run.finish({})
-    assert folder.name == "all"
-    assert art.require("maze_figure3", "smoke", n_seeds=2) == folder
-    with pytest.raises(art.ArtifactError, match="other parameters"):
-        art.require("maze_figure3", "smoke")
+    assert folder == cell("maze_figure3", n_seeds=2).dir != cell("maze_figure3").dir
+    assert len(json.loads((folder / "manifest.json").read_text())["upstream"]) == 8
+    with pytest.raises(art.ArtifactError, match="missing"):
+        open_("maze_figure3", n_seeds=3).upstream_cells("maze_retrain", n_seeds=3)
 
 
 # -- reward model I/O ----------------------------------------------------------------------------------
@@ -438,30 +513,29 @@ def test_rollout_transitions_wrapped_and_io(tmp_path):
 
 
 def test_corrupt_file_in_subfolder_detected(root):
-    run = art.open_stage("maze_expert", "smoke", seed=0)
+    run = open_("maze_expert", seed=0)
     run.path("evals").mkdir()
     (run.path("evals") / "e.npz").write_bytes(b"abc")
     folder = run.finish({})
     (folder / "evals" / "e.npz").write_bytes(b"corrupted")
     with pytest.raises(art.ArtifactError, match="corrupt"):
-        art.require("maze_expert", "smoke", seed=0)
+        require("maze_expert", seed=0)
 
 
 def test_remade_upstream_invalidates_downstream(root):
-    _finish(art.open_stage("maze_expert", "smoke", seed=0))
-    run = art.open_stage("maze_dataset", "smoke", seed=0)
+    _finish(open_("maze_expert", seed=0))
+    run = open_("maze_dataset", seed=0)
     run.require("maze_expert", seed=0)
     _finish(run)
-    ident = art.identity("maze_dataset", "smoke", seed=0)
-    assert art.is_complete(ident)
-    _finish(art.open_stage("maze_expert", "smoke", seed=0), b"retrained")  # the expert is remade
-    assert not art.is_complete(ident)
+    assert art.is_complete(cell("maze_dataset", seed=0))
+    _finish(open_("maze_expert", seed=0), b"retrained")  # the expert is remade
+    assert not art.is_complete(cell("maze_dataset", seed=0))
     with pytest.raises(art.ArtifactError, match="upstream artifact that has changed"):
-        art.verify(ident)
+        require("maze_dataset", seed=0)
 
 
 def test_stage_failing_before_writing_leaves_no_folder(root):
-    run = art.open_stage("maze_dataset", "smoke", seed=0)
+    run = open_("maze_dataset", seed=0)
     with pytest.raises(art.ArtifactError):
         run.require("maze_expert", seed=0)
     assert list(root.rglob("*")) == []

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rewinterp_utils.reward_models import MazeRewardMLP
-from rewinterp_utils.saliency import gradient_saliency
+from rewinterp_utils.attribution import gradient_saliency
 
 
 def finite_difference_saliency(model, s, s_next, h=1e-5):

@@ -1,17 +1,22 @@
-"""Environments: the gridworld mazes (and, later, Atari)."""
+"""Environments: the gridworld mazes (registered with gymnasium on import) and the Atari games (`envs.atari`)."""
 
 from rewinterp_utils.envs.maze import (
     ACTIONS,
     AGENT,
+    COINFLIP,
+    COLOURS,
     CORNERS,
     FREE,
     GOAL,
     WALL,
+    TWOGOALS,
     MazeEnv,
     check_maze_id,
     draw,
     empty_layout,
+    grid_to_rgb,
     maze_ids,
+    maze_short_name,
     register_mazes,
     walled_layout,
 )
@@ -20,6 +25,6 @@ register_mazes()
 
 __all__ = [
     "ACTIONS",
-    "AGENT", "CORNERS", "FREE", "GOAL", "WALL", "MazeEnv", "check_maze_id", "draw", "empty_layout",
-    "maze_ids", "register_mazes", "walled_layout",
+    "AGENT", "COINFLIP", "COLOURS", "CORNERS", "FREE", "GOAL", "TWOGOALS", "WALL", "MazeEnv", "check_maze_id",
+    "draw", "empty_layout", "grid_to_rgb", "maze_ids", "maze_short_name", "register_mazes", "walled_layout",
 ]

@@ -1,4 +1,4 @@
-"""Atari environments of the paper (PAPER.md, Atari part): score masking and DeepMind preprocessing.
+"""Atari environments of the paper (its section 3): score masking and DeepMind preprocessing.
 
 The paper trains reward models on ``BreakoutNoFrameskip-v4`` and ``SeaquestNoFrameskip-v4`` and asks whether
 they read the *score shown on the screen*. This module
@@ -30,7 +30,6 @@ raw env is what the agent sees (checked end to end by ``tests/test_atari_env.py`
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
@@ -47,9 +46,13 @@ gym.register_envs(ale_py)
 
 ScoreMode = Literal["shown", "hidden", "blurred"]
 SCORE_MODES: tuple[str, ...] = ("shown", "hidden", "blurred")
+"""Every way :class:`ScoreMask` can show the score."""
+SCORES: tuple[str, ...] = ("shown", "hidden")
+"""The two score settings the book compares (reward models, saliency, Table 1)."""
 SCREEN_SHAPE: tuple[int, int] = (210, 160)
 """(rows, cols) of the raw ALE screen."""
-BLUR_SIGMA = 3.0
+SCORE_BLUR_SIGMA = 3.0
+"""Gaussian sigma (raw-screen pixels) of the ``"blurred"`` score mode."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,25 @@ SCORE_BOXES: dict[str, ScoreBox] = {
 }
 """Score boxes of the paper's games, keyed by game name (the env id without ``NoFrameskip-v4``)."""
 
-ATARI_IDS: tuple[str, ...] = tuple(f"{game}NoFrameskip-v4" for game in SCORE_BOXES)
+GAMES: tuple[str, ...] = tuple(SCORE_BOXES)
+"""The games of the paper, in the book's order."""
+
+
+def atari_id(game: str) -> str:
+    """The ALE env id of ``game``: ``"Breakout"`` -> ``"BreakoutNoFrameskip-v4"``."""
+    score_box(game)
+    return f"{game}NoFrameskip-v4"
+
+
+def score_box(game: str) -> ScoreBox:
+    """The :class:`ScoreBox` of ``game``, or ``ValueError`` naming the supported games."""
+    if game not in SCORE_BOXES:
+        raise ValueError(f"no score box known for game {game!r}; supported games: {', '.join(SCORE_BOXES)} "
+                         "(add one to SCORE_BOXES)")
+    return SCORE_BOXES[game]
+
+
+ATARI_IDS: tuple[str, ...] = tuple(atari_id(game) for game in GAMES)
 """The env ids :func:`make_atari_venv` accepts: ``<Game>NoFrameskip-v4`` for every game of :data:`SCORE_BOXES`."""
 
 
@@ -133,22 +154,13 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"unknown score mode {mode!r}; modes: {', '.join(SCORE_MODES)}")
 
 
-def _box_of(game: str) -> ScoreBox:
-    if game not in SCORE_BOXES:
-        raise ValueError(
-            f"no score box known for game {game!r}; supported games: {', '.join(SCORE_BOXES)} "
-            "(add one to SCORE_BOXES)"
-        )
-    return SCORE_BOXES[game]
-
-
-def mask_frame(frame: np.ndarray, game: str, mode: str, sigma: float = BLUR_SIGMA) -> np.ndarray:
+def mask_frame(frame: np.ndarray, game: str, mode: str, sigma: float = SCORE_BLUR_SIGMA) -> np.ndarray:
     """The raw (210, 160, 3) RGB ``frame`` with ``game``'s score box shown, hidden or blurred (a new array
     unless ``mode == "shown"``, which returns ``frame`` itself)."""
     _check_mode(mode)
     if mode == "shown":
         return frame
-    box = _box_of(game)
+    box = score_box(game)
     out = frame.copy()
     rs, cs = box.slices
     if mode == "hidden":
@@ -176,7 +188,7 @@ class ScoreMask(gym.ObservationWrapper):
     ``last_raw_frame`` is the unmasked RGB frame behind the last observation (for figures).
     """
 
-    def __init__(self, env: gym.Env, game: str | None = None, mode: str = "shown", sigma: float = BLUR_SIGMA):
+    def __init__(self, env: gym.Env, game: str | None = None, mode: str = "shown", sigma: float = SCORE_BLUR_SIGMA):
         super().__init__(env)
         _check_mode(mode)
         if game is None:
@@ -184,7 +196,7 @@ class ScoreMask(gym.ObservationWrapper):
                 raise ValueError("ScoreMask needs game= for an env without a spec")
             game = game_of(env.spec.id)
         if mode != "shown":
-            _box_of(game)
+            score_box(game)
         shape = env.observation_space.shape
         if shape is None or tuple(shape) != (*SCREEN_SHAPE, 3):
             raise ValueError(f"ScoreMask expects raw {(*SCREEN_SHAPE, 3)} RGB observations, got shape {shape}")
@@ -208,15 +220,12 @@ def make_atari_venv(
     seed: int = 0,
     score: str = "shown",
     n_stack: int = 4,
-    monitor_dir: str | None = None,
-    vec_cls: type[VecEnv] = DummyVecEnv,
-    wrapper_kwargs: dict[str, Any] | None = None,
 ) -> VecEnv:
     """The paper's vectorised Atari env: observation (n_envs, 84, 84, n_stack) uint8, reward in {-1, 0, 1}.
 
     Per sub-env (innermost first): ``gym.make(env_id)`` -> :class:`ScoreMask` (``score``) -> SB3 ``Monitor``
-    (file ``monitor_dir/<rank>.monitor.csv`` if ``monitor_dir``) -> ``AtariWrapper(clip_reward=True,
-    terminal_on_life_loss=True, **wrapper_kwargs)``; then ``vec_cls`` and ``VecFrameStack(n_stack)``
+    -> ``AtariWrapper(clip_reward=True, terminal_on_life_loss=True)``; then ``DummyVecEnv`` and
+    ``VecFrameStack(n_stack)``
     (skipped for ``n_stack=1``). Sub-env ``rank`` is seeded with ``seed + rank`` (action space now, the env
     at the first ``reset``), as ``make_vec_env`` does.
 
@@ -237,9 +246,6 @@ def make_atari_venv(
     if int(n_stack) != n_stack or n_stack < 1:
         raise ValueError(f"n_stack must be a positive integer, got {n_stack!r}")
     game = game_of(env_id)
-    atari_kwargs = {"clip_reward": True, "terminal_on_life_loss": True, **(wrapper_kwargs or {})}
-    if monitor_dir is not None:
-        os.makedirs(monitor_dir, exist_ok=True)
 
     def make_env(rank: int) -> Callable[[], gym.Env]:
         def _init() -> gym.Env:
@@ -247,13 +253,12 @@ def make_atari_venv(
             env = gym.make(env_id)
             env = ScoreMask(env, game, score)
             env.action_space.seed(seed + rank)
-            path = os.path.join(monitor_dir, str(rank)) if monitor_dir is not None else None
-            env = Monitor(env, filename=path)
-            return AtariWrapper(env, **atari_kwargs)
+            env = Monitor(env)
+            return AtariWrapper(env, clip_reward=True, terminal_on_life_loss=True)
 
         return _init
 
-    venv = vec_cls([make_env(rank) for rank in range(n_envs)])
+    venv = DummyVecEnv([make_env(rank) for rank in range(n_envs)])
     venv.seed(seed)  # sub-env i is reset with seed + i at the first reset
     if n_stack > 1:
         venv = VecFrameStack(venv, n_stack=n_stack)
@@ -362,6 +367,6 @@ def evaluate_atari(
 
 
 __all__ = [
-    "ATARI_IDS", "BLUR_SIGMA", "SCORE_BOXES", "SCORE_MODES", "SCREEN_SHAPE", "ScoreBox", "ScoreMask",
-    "evaluate_atari", "game_of", "make_atari_venv", "mask_frame",
+    "ATARI_IDS", "GAMES", "SCORES", "SCORE_BLUR_SIGMA", "SCORE_BOXES", "SCORE_MODES", "SCREEN_SHAPE", "ScoreBox",
+    "ScoreMask", "atari_id", "evaluate_atari", "game_of", "make_atari_venv", "mask_frame", "score_box",
 ]

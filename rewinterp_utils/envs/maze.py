@@ -1,4 +1,4 @@
-"""Gymnasium re-implementation of the `mazelab` mazes used by the paper (PAPER.md section 1).
+"""Gymnasium re-implementation of the `mazelab` mazes used by the paper (the paper's section 2; see the book's page "The paper and what we reproduce").
 
 Observation: an 11x11 ``uint8`` grid, border wall included, with FREE=0, WALL=1, AGENT=2, GOAL=3.
 The agent is drawn *over* the goal, so while the agent stands on a goal that goal is not visible.
@@ -25,6 +25,21 @@ GOAL_MODES: tuple[str, ...] = ("FixedGoal", "CoinFlipGoal", "TwoGoals", "RandomG
 CORNERS: tuple[Cell, Cell] = ((1, 1), (9, 9))
 """The two goal corners of the 10x10 mazes: top-left and bottom-right interior cells."""
 MAX_EPISODE_STEPS = 200
+COINFLIP = "EmptyMaze-10x10-CoinFlipGoal-v3"
+"""The paper's training maze: the goal in one of the two corners, a fair coin each episode."""
+TWOGOALS = "EmptyMaze-10x10-TwoGoals-v3"
+"""Both corners hold a goal at once (the paper's test of the learned reward)."""
+COLOURS: dict[int, tuple[int, int, int]] = {FREE: (255, 255, 255), WALL: (60, 60, 60), AGENT: (214, 39, 40),
+                                            GOAL: (44, 160, 44)}
+"""RGB of each cell value: free white, wall grey, agent red, goal green."""
+
+
+def grid_to_rgb(grid: np.ndarray, cell_px: int = 16) -> np.ndarray:
+    """An ``(H*cell_px, W*cell_px, 3)`` uint8 picture of a maze grid."""
+    rgb = np.zeros((*grid.shape, 3), dtype=np.uint8)
+    for value, colour in COLOURS.items():
+        rgb[grid == value] = colour
+    return np.kron(rgb, np.ones((cell_px, cell_px, 1), dtype=np.uint8))
 
 
 def empty_layout(size: int = 11) -> np.ndarray:
@@ -144,8 +159,6 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
-        from rewinterp_utils.plotting import grid_to_rgb
-
         return grid_to_rgb(self.observation())
 
 
@@ -181,3 +194,9 @@ def check_maze_id(env_id: str) -> str:
     if env_id not in maze_ids():
         raise ValueError(f"unknown maze env id {env_id!r}; valid ids: {', '.join(maze_ids())}")
     return env_id
+
+
+def maze_short_name(env_id: str) -> str:
+    """Short name of a maze id for labels and metric keys: ``EmptyMaze-10x10-TwoGoals-v3`` -> ``TwoGoals``."""
+    parts = env_id.removesuffix("-v3").split("-")
+    return "-".join(parts[2:]) if parts[0] == "EmptyMaze" else "-".join(parts)

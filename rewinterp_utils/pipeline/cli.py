@@ -1,4 +1,9 @@
-"""``rewinterp run`` executes the stage notebooks; ``rewinterp book`` builds the HTML book from them."""
+"""``rewinterp run`` executes the stage notebooks; ``rewinterp book`` builds the HTML book from them.
+
+Exit codes: 0 done, 1 a stage failed or the book did not build, 2 bad input (arguments, a scheduler address
+that is not a reachable Dask scheduler), 75 another run holds the artifact folder, 130 interrupted (rerun the
+same command to resume).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ import argparse
 import subprocess
 import sys
 
-from rewinterp_utils.profiles import PROFILES
-from rewinterp_utils.stages import CHAPTERS
+from rewinterp_utils.pipeline.profiles import PROFILES
+from rewinterp_utils.pipeline.stages import CHAPTERS
+
+EXIT_BUSY, EXIT_INTERRUPTED = 75, 130
 
 
 def _positive(text: str) -> int:
@@ -21,16 +28,17 @@ def _positive(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rewinterp", description=__doc__)
+    p = argparse.ArgumentParser(prog="rewinterp", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="execute stage notebooks (skips cells whose artifacts are up to date)")
     r.add_argument("--profile", choices=PROFILES, default="default", help="sizes to run at")
     r.add_argument("--chapter", choices=(*CHAPTERS, "all"), default="all", help="which chapter's stages")
     r.add_argument("--force", action="store_true", help="rerun cells even if their artifacts are up to date")
     r.add_argument("--jobs", type=_positive, default=None, help="notebooks run at once (default: CPU cores)")
-    r.add_argument("--seeds", type=_positive, default=None, help="retraining seeds per condition (default: profile's)")
+    r.add_argument("--seeds", type=_positive, default=None, help="seeds per swept condition (default: profile's)")
     r.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="run the cells on an existing Dask cluster (e.g. tcp://host:8786) instead of local processes")
+                   help="run the cells on an existing Dask cluster (tcp://HOST:8786) instead of local processes; "
+                        "fails within 10 s if no Dask scheduler answers there")
     b = sub.add_parser("book", help="build the HTML book from the executed notebooks")
     b.add_argument("--profile", choices=PROFILES, default="default", help="whose executed notebooks to use")
     b.add_argument("--no-strict", action="store_true", help="do not treat Sphinx warnings as errors")
@@ -39,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from rewinterp_utils import runner  # heavy imports only once the arguments are valid
+    from rewinterp_utils.pipeline import book, runner  # heavy imports only once the arguments are valid
 
     try:
         if args.command == "run":
@@ -47,11 +55,17 @@ def main(argv: list[str] | None = None) -> int:
                                  scheduler=args.scheduler)
             print(f"{len(summary)} metrics in {runner.artifacts_root() / args.profile / 'summary.json'}")
         else:
-            html = runner.build_book(args.profile, strict=not args.no_strict)
+            html = book.build_book(args.profile, strict=not args.no_strict)
             print(f"book: {html / 'index.html'}")
-    except runner.SchedulerUnreachable as e:
+    except runner.Interrupted:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (runner.SchedulerUnreachable, ValueError) as e:
         print(f"rewinterp: {e}", file=sys.stderr)
         return 2
+    except runner.RunnerBusy as e:
+        print(f"rewinterp: {e}", file=sys.stderr)
+        return EXIT_BUSY
     except (runner.StageFailed, FileNotFoundError, subprocess.CalledProcessError) as e:
         print(f"rewinterp: {e}", file=sys.stderr)
         return 1

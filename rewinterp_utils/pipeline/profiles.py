@@ -11,12 +11,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from rewinterp_utils.envs.atari import GAMES
+from rewinterp_utils.wrappers import ATARI_REWARDS
+
 PROFILES: tuple[str, ...] = ("smoke", "default", "paper")
 
 
 @dataclass(frozen=True)
 class MazeExpert:
-    """PPO expert on a maze (PAPER.md section 1, step 1)."""
+    """PPO expert on a maze (the paper's gridworld, step 1)."""
 
     total_timesteps: int  #: PPO environment steps
     eval_freq: int  #: environment steps between evaluations (best checkpoint kept)
@@ -72,7 +75,7 @@ class MazeRetrain:
 
 @dataclass(frozen=True)
 class AtariExpert:
-    """PPO expert with the usual Atari recipe (PAPER.md section 2); 10M steps in the paper."""
+    """PPO expert with the usual Atari recipe; 10M steps in the paper."""
 
     total_timesteps: int  #: PPO environment steps (all envs together)
     eval_freq: int  #: environment steps between evaluations (best checkpoint kept)
@@ -127,8 +130,8 @@ class AtariRetrain(AtariExpert):
     """PPO from scratch on the true or a learned reward (Table 1); the PPO recipe is the expert's."""
 
     n_seeds: int = 1  #: seeds per (game, score, reward) cell of the table
-    n_games: int = 2  #: the first ``n_games`` of (Breakout, Seaquest)
-    n_rewards: int = 3  #: the first ``n_rewards`` of (true, learned_shown, learned_hidden)
+    games: tuple[str, ...] = GAMES  #: games of the table
+    rewards: tuple[str, ...] = ATARI_REWARDS  #: rewards agents are trained on
     n_onpolicy_steps: int = 4_096  #: steps of the final agent's own play on which the reward models are checked
 
 
@@ -147,7 +150,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "atari_saliency": AtariSaliency(n_frames=8, ig_steps=4),
         "atari_figure5": AtariFigure5(n_steps=24),
         "atari_retrain": AtariRetrain(total_timesteps=1_024, eval_freq=512, n_eval_episodes=1, n_envs=4, n_steps=128,
-                                      batch_size=128, n_games=1, n_rewards=2, n_onpolicy_steps=128),
+                                      batch_size=128, games=("Breakout",), rewards=("true", "learned_shown"),
+                                      n_onpolicy_steps=128),
     },
     "default": {
         "maze_expert": MazeExpert(total_timesteps=45_000, eval_freq=2_500, n_eval_episodes=50),
@@ -191,7 +195,8 @@ def check_profile(profile: str) -> str:
 def resolve(stage: str, profile: str, **overrides: Any) -> Any:
     """The sizes of ``stage`` at ``profile``, with every non-``None`` override applied and validated.
 
-    Raises ``ValueError`` for an unknown profile, stage or field, or a size that is not positive.
+    Raises ``ValueError`` for an unknown profile, stage or field, a number that is not positive, or a tuple
+    field (e.g. ``games``) that is empty.
     """
     base = SIZES[check_profile(profile)].get(stage)
     if base is None:
@@ -204,6 +209,10 @@ def resolve(stage: str, profile: str, **overrides: Any) -> Any:
     cfg = dataclasses.replace(base, **given)
     for name in fields:
         value = getattr(cfg, name)
+        if isinstance(getattr(base, name), tuple):
+            if not isinstance(value, (tuple, list)) or not value:
+                raise ValueError(f"{stage}.{name} must be a non-empty tuple, got {value!r}")
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
             raise ValueError(f"{stage}.{name} must be a positive finite number, got {value!r}")
         if isinstance(getattr(base, name), int) and not isinstance(value, int):

@@ -1,0 +1,236 @@
+"""Where a cell's artifacts live and how they are written so that nothing half-written is ever taken as done.
+
+Layout: ``<root>/<profile>/<stage>/<cell key>/`` (see :attr:`Cell.key <rewinterp_utils.pipeline.stages.Cell.key>`)
+holding the stage's files, ``metrics.json`` (local keys), ``manifest.json`` (the cell's identity, a SHA-256 of
+every file, the manifests of the upstream cells it read, start and end times) and, when the runner made it,
+``executed.ipynb``. A cell writes into a hidden temporary folder and renames it into place in one step at its end;
+under the runner that step also moves the executed notebook in, so a cell is done exactly when its manifest
+verifies. The root is ``$REWINTERP_ARTIFACTS`` if set, else ``./artifacts`` under the working directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from rewinterp_utils.pipeline.stages import Cell, get_stage
+
+MANIFEST, METRICS, EXECUTED = "manifest.json", "metrics.json", "executed.ipynb"
+HANDOFF_ENV = "REWINTERP_HANDOFF"
+"""Set by the runner: :meth:`StageRun.finish` leaves publishing to it (with the executed notebook)."""
+
+
+class ArtifactError(RuntimeError):
+    """An upstream artifact is missing, corrupt, or was made with other parameters."""
+
+
+def artifacts_root() -> Path:
+    """The folder that holds every profile's artifacts."""
+    return Path(os.environ.get("REWINTERP_ARTIFACTS", Path.cwd() / "artifacts")).resolve()
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """JSON for numpy scalars and arrays in metrics."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"metric value {value!r} is not JSON serialisable")
+
+
+def how_to_make(cell: Cell) -> str:
+    """The command that makes ``cell``."""
+    params = {k: v for k, v in cell.params.items() if v is not None}
+    return (f"run `rewinterp run --profile {cell.profile} --chapter {cell.stage.chapter}`, or execute "
+            f"notebooks/{cell.stage.name}.ipynb with profile={cell.profile!r} and {params}")
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest of a cell folder (``ArtifactError`` if it is missing or unreadable)."""
+    path = folder / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"missing artifact {folder}") from None
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"corrupt manifest {path} ({e})") from e
+
+
+def verify(cell: Cell) -> Path:
+    """The folder of ``cell`` if it is complete and intact; ``ArtifactError`` saying what is wrong and what to run."""
+    folder = cell.dir
+    try:
+        manifest = read_manifest(folder)
+    except ArtifactError as e:
+        raise ArtifactError(f"{e}: {how_to_make(cell)}") from None
+    found = manifest.get("identity")
+    if found != cell.identity:
+        diff = {k: ((found or {}).get(k), v) for k, v in cell.identity.items() if (found or {}).get(k) != v}
+        raise ArtifactError(f"artifact {folder} was made with other parameters (found, wanted): {diff}; "
+                            f"{how_to_make(cell)}")
+    for name, digest in manifest.get("files", {}).items():
+        f = folder / name
+        if not f.is_file() or sha256(f) != digest:
+            raise ArtifactError(f"artifact file {f} is missing or corrupt: {how_to_make(cell)}")
+    for name, digest in manifest.get("upstream", {}).items():
+        f = artifacts_root() / name / MANIFEST
+        if not f.is_file() or sha256(f) != digest:
+            raise ArtifactError(f"artifact {folder} was made from an upstream artifact that has changed since "
+                                f"({name}): {how_to_make(cell)}")
+    return folder
+
+
+def is_complete(cell: Cell) -> bool:
+    """Whether :func:`verify` accepts the cell."""
+    try:
+        verify(cell)
+        return True
+    except ArtifactError:
+        return False
+
+
+def read_metrics(folder: Path) -> dict[str, Any]:
+    """The metrics (local keys) a finished cell recorded."""
+    return json.loads((folder / METRICS).read_text())
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def publish(tmp: Path, final: Path, executed: Path | None = None) -> Path:
+    """Move a finished cell's temporary folder into place in one rename (after adding ``executed`` to it and to
+    its manifest); an older folder of the same cell is replaced."""
+    manifest = json.loads((tmp / MANIFEST).read_text())
+    if executed is not None:
+        shutil.copyfile(executed, tmp / EXECUTED)
+        manifest["files"][EXECUTED] = sha256(tmp / EXECUTED)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+class StageRun:
+    """One execution of a cell from inside its notebook: files go to :attr:`dir` (temporary) until
+    :meth:`finish` publishes them. Make it with :func:`open_stage`."""
+
+    def __init__(self, cell: Cell) -> None:
+        self.cell = cell
+        self.stage, self.profile = cell.stage.name, cell.profile
+        self.config = cell.config
+        self.identity = cell.identity
+        self.final_dir = cell.dir
+        self._tmp = self.final_dir.parent / f".{self.final_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+        self._upstream: dict[str, str] = {}
+        self._started, self._t0 = _now(), time.perf_counter()
+
+    def __repr__(self) -> str:
+        custom = f", custom sizes {self.cell.overrides}" if self.cell.overrides else ""
+        return f"{self.cell.describe()} at profile {self.profile!r}{custom} -> {self.final_dir}"
+
+    @property
+    def dir(self) -> Path:
+        """The cell's temporary folder, created on first use (a stage that fails early leaves nothing)."""
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        return self._tmp
+
+    def path(self, name: str) -> Path:
+        """Where to write the file ``name`` of this cell."""
+        return self.dir / name
+
+    def _record(self, cell: Cell) -> Path:
+        if cell.stage.name not in self.cell.stage.upstream:
+            raise ValueError(f"stage {self.stage!r} reads {cell.stage.name!r}, which its row in STAGES does not "
+                             f"list as upstream ({', '.join(self.cell.stage.upstream) or 'none'})")
+        folder = verify(cell)
+        self._upstream[folder.relative_to(artifacts_root()).as_posix()] = sha256(folder / MANIFEST)
+        return folder
+
+    def require(self, stage: str, **given: Any) -> Path:
+        """The folder of a finished upstream cell of this profile (its notebook's defaults updated by ``given``),
+        verified; ``ArtifactError`` naming what to run otherwise.
+
+        Its manifest's checksum goes into this cell's manifest: if the upstream cell is remade later, this cell
+        no longer verifies, and the runner remakes it too.
+        """
+        return self._record(get_stage(stage).cell(self.profile, **given))
+
+    def upstream_cells(self, stage: str, **given: Any) -> list[Cell]:
+        """Every cell of an upstream stage's sweep at this profile (``given`` fixes parameters or sweep sizes,
+        e.g. ``n_seeds=3``), each verified and recorded as by :meth:`require`. Read their parameters and
+        metrics through :attr:`Cell.params` and :attr:`Cell.metrics`."""
+        cells = get_stage(stage).cells(self.profile, **given)
+        for cell in cells:
+            self._record(cell)
+        return cells
+
+    def finish(self, metrics: Mapping[str, Any]) -> Path:
+        """Glue every metric (local key) for the book, write metrics and manifest, and publish the cell.
+
+        Under the runner the folder is published by the runner, together with the executed notebook, once the
+        notebook has ended. Returns the cell's final folder.
+        """
+        bad = [k for k in metrics if not isinstance(k, str) or not k or k.startswith(".")]
+        if bad:
+            raise ValueError(f"metric keys must be non-empty strings local to the cell, got {bad}")
+        text = json.dumps(dict(metrics), indent=1, sort_keys=True, default=_plain)
+        glue_metrics(json.loads(text))
+        (self.dir / METRICS).write_text(text)
+        files = {p.relative_to(self.dir).as_posix(): sha256(p) for p in sorted(self.dir.rglob("*")) if p.is_file()}
+        manifest = {"identity": self.identity, "files": files, "upstream": self._upstream, "started": self._started,
+                    "finished": _now(), "elapsed_s": round(time.perf_counter() - self._t0, 3)}
+        (self.dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        handoff = os.environ.get(HANDOFF_ENV)
+        if handoff:
+            Path(handoff).write_text(json.dumps({"tmp": str(self._tmp), "final": str(self.final_dir)}))
+            return self.final_dir
+        return publish(self._tmp, self.final_dir)
+
+
+def glue_metrics(metrics: Mapping[str, Any]) -> None:
+    """``myst_nb.glue`` every metric under its local key, hidden (the book quotes them with ``{glue:text}``);
+    does nothing outside a notebook kernel."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    if get_ipython() is None:
+        return
+    from myst_nb import glue
+
+    for key, value in metrics.items():
+        glue(key, value, display=False)
+
+
+def open_stage(stage: str, namespace: Mapping[str, Any]) -> StageRun:
+    """Start the cell of ``stage`` described by a notebook's namespace (pass ``globals()``): ``profile`` and the
+    stage's parameters are read from it, so the notebook's ``parameters`` cell is the only place they are listed.
+
+    Validates every parameter first (``ValueError`` on bad input, nothing written). Printing the returned run
+    shows where the cell's artifacts go; a run with custom sizes gets a folder of its own.
+    """
+    st = get_stage(stage)
+    if "profile" not in namespace:
+        raise ValueError(f"open_stage({stage!r}, ...) needs 'profile' in the namespace")
+    given = {k: namespace[k] for k in st.parameters if k in namespace}
+    run = StageRun(st.cell(namespace["profile"], **given))
+    print(run)
+    return run

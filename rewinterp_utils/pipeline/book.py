@@ -1,0 +1,110 @@
+"""``rewinterp book``: assemble the book's sources from the executed notebooks of a profile and build the HTML.
+
+The repository's URL is written once, in ``pyproject.toml`` (``[project.urls] Repository``); the book's
+repository and launch buttons and every notebook's Colab install cell (:func:`install_cell_source`) take it
+from there.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, metadata
+from pathlib import Path
+
+import nbformat
+
+from rewinterp_utils.pipeline.stages import STAGES
+
+REPO = Path(__file__).resolve().parents[2]
+_NUMPY_REPR = re.compile(r"^np\.(?:float|int|uint|bool_)\w*\((.*)\)$")
+
+
+def repository_url() -> str:
+    """The project's repository (``[project.urls] Repository`` of ``pyproject.toml``)."""
+    try:
+        urls = metadata("rewinterp").get_all("Project-URL") or []
+    except PackageNotFoundError:
+        urls = []
+    for entry in urls:
+        name, _, url = entry.partition(",")
+        if name.strip().lower() == "repository":
+            return url.strip()
+    raise RuntimeError("rewinterp is not installed with a Repository URL: `pip install -e .` in the repository")
+
+
+def install_cell_source() -> str:
+    """The first cell of every notebook: installs rewinterp in Colab when it is missing (hidden in the book)."""
+    return ("# Colab: install rewinterp when it is missing (hidden in the book).\n"
+            "import importlib.util, subprocess, sys\n"
+            "if importlib.util.find_spec(\"rewinterp_utils\") is None:\n"
+            f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"git+{repository_url()}\"],"
+            " check=True)")
+
+
+def plain_glue_reprs(path: Path) -> None:
+    """Rewrite numpy-2 scalar reprs (``np.float64(0.5)``) in a notebook's glued outputs as plain numbers
+    (myst-nb cannot format ``np.float64(...)`` text; a notebook may glue a numpy scalar directly)."""
+    nb = nbformat.read(path, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if "scrapbook" not in out.get("metadata", {}):
+                continue
+            for mime, text in out.get("data", {}).items():  # glue stores "<prefix>/text/plain"
+                if mime.endswith("text/plain") and isinstance(text, str) and _NUMPY_REPR.match(text):
+                    out["data"][mime] = _NUMPY_REPR.sub(r"\1", text)
+                    changed = True
+    if changed:
+        nbformat.write(nb, path)
+
+
+def _config_with_url(text: str, url: str) -> str:
+    """``_config.yml`` with ``repository.url`` set (the repository's copy leaves it to ``pyproject.toml``)."""
+    return re.sub(r"(?m)^repository:\n", f"repository:\n  url: {url}\n", text, count=1)
+
+
+def book_sources(profile: str, dest: Path) -> Path:
+    """Assemble the book's source tree (config, toc, prose chapters, executed notebooks) in ``dest``.
+
+    Checks first that every page's executed notebook exists (``FileNotFoundError`` naming the missing ones and
+    what to run) and only then replaces ``dest``.
+    """
+    from rewinterp_utils.pipeline.runner import is_done
+
+    pages, missing = {}, []
+    for s in STAGES.values():
+        for page, cell in s.pages(profile).items():
+            if is_done(cell):
+                pages[page] = cell.executed
+            else:
+                missing.append(page)
+    if missing:
+        raise FileNotFoundError(f"no executed notebook for {', '.join(missing)} at profile {profile!r}: "
+                                f"run `rewinterp run --profile {profile}` first")
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    (dest / "_config.yml").write_text(_config_with_url((REPO / "_config.yml").read_text(), repository_url()))
+    shutil.copy(REPO / "_toc.yml", dest / "_toc.yml")
+    shutil.copytree(REPO / "book", dest / "book")
+    (dest / "notebooks").mkdir()
+    for page, executed in pages.items():
+        shutil.copy(executed, dest / "notebooks" / f"{page}.ipynb")
+        plain_glue_reprs(dest / "notebooks" / f"{page}.ipynb")
+    return dest
+
+
+def build_book(profile: str, out: Path | None = None, strict: bool = True) -> Path:
+    """Build the HTML book from the executed notebooks of ``profile``; returns the HTML folder."""
+    out = (out or REPO / "_build" / profile).resolve()
+    src = book_sources(profile, out / "src")
+    # jupyter-book 1.x has no ``python -m jupyter_book``; call its CLI in this interpreter (no PATH lookup)
+    cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())", "build",
+           str(src), "--builder", "html", "--path-output", str(out)]
+    if strict:
+        cmd += ["--warningiserror", "--keep-going"]
+    subprocess.run(cmd, check=True)
+    return out / "_build" / "html"

@@ -1,0 +1,310 @@
+"""The pipeline's stages as data, and :class:`Cell`, one execution of a stage notebook.
+
+A stage is one notebook, ``notebooks/<name>.ipynb``. Its row in :data:`STAGES` says which chapter it belongs to,
+which profile sizes it reads (:mod:`~rewinterp_utils.pipeline.profiles`), which parameters it sweeps, which
+stages it reads from, and the namespace its metrics take in ``summary.json``. Everything else about its
+parameters (their names and defaults) is the notebook's own ``parameters`` cell, read with
+``papermill.inspect_notebook``: defaults live in exactly one place.
+
+A :class:`Cell` is a stage with every parameter set: it owns its identity (the parameters and resolved sizes
+that determine its results), its artifact folder, its executed notebook and its metrics.
+
+**Metric keys.** A notebook writes keys local to its cell (``test_mse``, ``clipped_return``). In
+``summary.json`` every key is ``<namespace>.<local key>``, the namespace being the stage's ``metrics``
+template filled with the cell's parameter labels (:func:`label`): for example the ``atari_retrain`` cell
+``game="Seaquest", score="shown", reward="true", seed=0`` writes ``clipped_return`` and the summary holds
+``atari.table1.Seaquest.shown.true.seed0.clipped_return``. The book quotes the same number as
+``{glue:text}`<page>.ipynb::clipped_return``` on the cell's own page.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from rewinterp_utils.envs.atari import GAMES, SCORES
+from rewinterp_utils.envs.maze import COINFLIP, TWOGOALS, maze_ids, maze_short_name
+from rewinterp_utils.pipeline.profiles import SIZES, check_profile, resolve
+from rewinterp_utils.wrappers import ATARI_REWARDS, MAZE_REWARDS
+
+CHAPTERS: tuple[str, ...] = ("gridworld", "atari", "table1")
+"""The chapters ``rewinterp run --chapter`` accepts (stages of chapter ``book`` always run)."""
+
+CHOICES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "env_id": tuple(maze_ids()), "rm_env_id": tuple(maze_ids()), "game": GAMES, "score": SCORES,
+})
+"""Valid values of parameters shared by several stages (a stage's ``choices`` add its own)."""
+
+LABELS: Mapping[str, Any] = MappingProxyType({"env_id": maze_short_name, "rm_env_id": maze_short_name})
+"""How a parameter's value is written in folder names and metric keys (default: ``str``)."""
+
+
+def label(name: str, value: Any) -> str:
+    """A parameter value as folder names and metric keys write it: ``label("env_id", COINFLIP) == "CoinFlipGoal"``."""
+    return str(LABELS.get(name, str)(value))
+
+
+def notebooks_dir() -> Path:
+    """The folder of the stage notebooks: the repository's ``notebooks/`` (installed as ``rewinterp_notebooks``)."""
+    import rewinterp_notebooks
+
+    return Path(rewinterp_notebooks.__file__).parent
+
+
+@cache
+def notebook_parameters(name: str) -> dict[str, Any]:
+    """The parameters of ``notebooks/<name>.ipynb`` and their defaults, from its ``parameters`` cell."""
+    import papermill as pm
+
+    path = notebooks_dir() / f"{name}.ipynb"
+    if not path.is_file():
+        raise ValueError(f"stage {name!r} has no notebook {path}")
+    return {k: ast.literal_eval(p["default"]) for k, p in pm.inspect_notebook(str(path)).items()}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of :data:`STAGES`: a notebook and how the runner sweeps it."""
+
+    name: str  #: notebook stem and artifact folder
+    chapter: str  #: book chapter (``book``: pages about the whole build, part of every run)
+    title: str  #: one line for logs
+    sizes: str | None = None  #: entry of ``profiles.SIZES`` holding its sizes (``None``: no sizes)
+    sweep: Mapping[str, tuple | str] = field(default_factory=dict)
+    """parameter -> its values, or the name of a size field: an ``int`` n gives ``range(n)``, a tuple its items"""
+    upstream: tuple[str, ...] = ()  #: stages whose artifacts it reads
+    metrics: str = ""  #: namespace of its metrics in ``summary.json`` (a template over parameter labels)
+    choices: Mapping[str, tuple] = field(default_factory=dict)  #: valid values of its own parameters
+    each_page: bool = False  #: the book shows every cell's executed notebook (else only the first cell's)
+    always_run: bool = False  #: rerun on every ``rewinterp run`` (pages that report on the whole build)
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The notebook's parameters (``profile`` excluded) and their defaults."""
+        return {k: v for k, v in notebook_parameters(self.name).items() if k != "profile"}
+
+    @property
+    def size_fields(self) -> tuple[str, ...]:
+        """The fields of this stage's sizes (``profiles.SIZES``)."""
+        return tuple(f.name for f in dataclasses.fields(SIZES["default"][self.sizes])) if self.sizes else ()
+
+    @property
+    def sweep_sizes(self) -> tuple[str, ...]:
+        """Size fields that only say how far the sweep goes (``n_seeds``): not part of a cell's identity."""
+        return tuple(v for v in self.sweep.values() if isinstance(v, str))
+
+    def check(self, stages: Mapping[str, "Stage"]) -> None:
+        """``ValueError`` naming the stage and the culprit if this row does not fit its notebook or the pipeline."""
+        params = self.parameters
+        if "profile" not in notebook_parameters(self.name):
+            raise ValueError(f"stage {self.name!r}: its notebook has no 'profile' parameter")
+        for name, values in self.sweep.items():
+            if name not in params:
+                raise ValueError(f"stage {self.name!r} sweeps {name!r}, which its notebook "
+                                 f"notebooks/{self.name}.ipynb does not have; its parameters: {', '.join(params)}")
+            if isinstance(values, str) and values not in self.size_fields:
+                raise ValueError(f"stage {self.name!r} sweeps {name!r} over size {values!r}, which "
+                                 f"profiles.SIZES[...][{self.sizes!r}] does not have")
+            if "{" + name + "}" not in self.metrics:
+                raise ValueError(f"stage {self.name!r} sweeps {name!r} but its metrics namespace {self.metrics!r} "
+                                 f"does not name it: two cells would write the same summary keys")
+        for up in self.upstream:
+            if up not in stages:
+                raise ValueError(f"stage {self.name!r} names upstream stage {up!r}, which does not exist; "
+                                 f"stages: {', '.join(stages)}")
+            if list(stages).index(up) > list(stages).index(self.name):
+                raise ValueError(f"stage {self.name!r} reads {up!r}, which comes after it in STAGES")
+        if self.sizes is not None and self.sizes not in SIZES["default"]:
+            raise ValueError(f"stage {self.name!r} reads sizes {self.sizes!r}, which profiles.SIZES does not have")
+
+    def cell(self, profile: str, **given: Any) -> "Cell":
+        """The cell of this stage with the notebook's defaults updated by ``given`` (parameters and size
+        overrides), validated: ``ValueError`` naming the parameter and its valid values."""
+        check_profile(profile)
+        params = self.parameters
+        unknown = set(given) - set(params)
+        if unknown:
+            raise ValueError(f"{self.name} has no parameter {', '.join(sorted(unknown))}; valid: {', '.join(params)}")
+        values = {**params, **{k: v for k, v in given.items() if v is not None}}
+        for name, value in values.items():
+            default = params[name]
+            valid = self.choices.get(name, CHOICES.get(name))
+            if valid is not None and value not in valid:
+                raise ValueError(f"{self.name}: unknown {name} {value!r}; valid: {', '.join(map(str, valid))}")
+            if isinstance(default, int) and not isinstance(default, bool) and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"{self.name}.{name} must be a non-negative integer, got {value!r}")
+        return Cell(self, profile, MappingProxyType(values))
+
+    def cells(self, profile: str, **given: Any) -> list["Cell"]:
+        """The cells the runner executes at ``profile``: one per point of the sweep. ``given`` fixes other
+        parameters or overrides sizes (e.g. ``n_seeds=3``); size overrides that are not parameters of the
+        notebook only shape the sweep."""
+        sizes = resolve(self.sizes, profile, **{k: v for k, v in given.items() if k in self.size_fields}) \
+            if self.sizes else None
+        unknown = set(given) - set(self.parameters) - set(self.size_fields)
+        if unknown:
+            raise ValueError(f"{self.name} has no parameter or size {', '.join(sorted(unknown))}; valid: "
+                             f"{', '.join([*self.parameters, *self.size_fields])}")
+        fixed = {k: v for k, v in given.items() if k in self.parameters}
+        points: list[dict[str, Any]] = [{}]
+        for name, values in self.sweep.items():
+            if isinstance(values, str):
+                values = getattr(sizes, values)
+                values = range(values) if isinstance(values, int) else values
+            points = [{**p, name: v} for p in points for v in values]
+        return [self.cell(profile, **{**fixed, **p}) for p in points]
+
+    def pages(self, profile: str) -> dict[str, "Cell"]:
+        """The book pages of this stage: ``notebooks/<page>`` -> the cell shown there.
+
+        ``atari_expert`` with ``each_page`` gives ``atari_expert_Breakout`` and ``atari_expert_Seaquest``.
+        """
+        cells = self.cells(profile)
+        if not self.each_page:
+            return {self.name: cells[0]}
+        return {"_".join([self.name, *(label(k, c.params[k]) for k in self.sweep)]): c for c in cells}
+
+
+@dataclass(frozen=True, eq=False)
+class Cell:
+    """One stage with every parameter set, at one profile (make it with :meth:`Stage.cell`)."""
+
+    stage: Stage
+    profile: str
+    params: Mapping[str, Any]  #: every notebook parameter (size overrides ``None`` when the profile's are used)
+
+    def _id(self) -> tuple[str, str, str]:
+        return self.stage.name, self.profile, json.dumps(dict(self.params), sort_keys=True)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cell) and self._id() == other._id()
+
+    def __hash__(self) -> int:
+        return hash(self._id())
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The size overrides among the parameters (those not ``None``)."""
+        return {k: v for k, v in self.params.items() if k in self.stage.size_fields and v is not None}
+
+    @property
+    def config(self) -> Any:
+        """The resolved sizes (a ``profiles`` dataclass), or ``None`` for a stage without sizes."""
+        if self.stage.sizes is None:
+            return None
+        return resolve(self.stage.sizes, self.profile, **self.overrides)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines the cell's results: stage, profile, parameters and resolved sizes
+        (sizes that only bound a sweep, such as ``n_seeds`` of a retraining stage, excluded)."""
+        config = self.config
+        sizes = {k: v for k, v in dataclasses.asdict(config).items() if k not in self.stage.sweep_sizes} \
+            if config is not None else {}
+        params = {k: v for k, v in self.params.items() if k not in self.stage.size_fields}
+        return json.loads(json.dumps({"stage": self.stage.name, "profile": self.profile, **params, "sizes": sizes}))
+
+    @property
+    def key(self) -> str:
+        """The folder name: the swept parameters' labels and a hash of the identity, e.g.
+        ``CoinFlipGoal_learned_0-3fa2c1d9``; a run with other sizes or parameters gets its own folder."""
+        digest = hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()[:8]
+        readable = "_".join(label(k, self.params[k]) for k in self.stage.sweep) or "all"
+        return f"{readable}-{digest}"
+
+    @property
+    def namespace(self) -> str:
+        """The prefix of this cell's metrics in ``summary.json`` (see the module docstring)."""
+        return self.stage.metrics.format(**{k: label(k, v) for k, v in self.params.items()})
+
+    @property
+    def dir(self) -> Path:
+        """The cell's artifact folder."""
+        from rewinterp_utils.pipeline.artifacts import artifacts_root
+
+        return artifacts_root() / self.profile / self.stage.name / self.key
+
+    @property
+    def executed(self) -> Path:
+        """The executed notebook the runner publishes with the artifacts."""
+        from rewinterp_utils.pipeline.artifacts import EXECUTED
+
+        return self.dir / EXECUTED
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The cell's metrics, local keys (read from its verified folder)."""
+        from rewinterp_utils.pipeline.artifacts import read_metrics, verify
+
+        return read_metrics(verify(self))
+
+    def describe(self) -> str:
+        """``stage(param=value, ...)`` for messages."""
+        return f"{self.stage.name}({', '.join(f'{k}={v!r}' for k, v in self.params.items() if v is not None)})"
+
+
+_MAZE = "maze_expert", "maze_dataset", "maze_reward_model"
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage("maze_expert", "gridworld", "Train the PPO expert", "maze_expert", metrics="maze.expert"),
+    Stage("maze_dataset", "gridworld", "Collect (s, s', r) transitions", "maze_dataset", upstream=_MAZE[:1],
+          metrics="maze.dataset"),
+    Stage("maze_reward_model", "gridworld", "Fit the reward model R(s, s')", "maze_reward_model",
+          upstream=_MAZE[1:2], metrics="maze.rm"),
+    Stage("maze_saliency", "gridworld", "Gradient saliency (Figure 1)", "maze_saliency", upstream=_MAZE[2:],
+          metrics="maze.saliency"),
+    Stage("maze_counterfactuals", "gridworld", "Counterfactual inputs (Figure 2)", "maze_counterfactuals",
+          upstream=_MAZE[2:], metrics="maze.counterfactual"),
+    Stage("maze_retrain", "gridworld", "Retrain PPO on true or learned reward", "maze_retrain",
+          sweep={"env_id": (COINFLIP, TWOGOALS), "reward": MAZE_REWARDS, "seed": "n_seeds"}, upstream=_MAZE[2:],
+          metrics="maze.retrain.{env_id}.{reward}.seed{seed}", choices={"reward": MAZE_REWARDS}),
+    Stage("maze_figure3", "gridworld", "Retraining curves (Figure 3)", "maze_retrain",
+          upstream=("maze_reward_model", "maze_retrain"), metrics="maze.retrain"),
+    Stage("atari_expert", "atari", "Train the PPO Atari experts", "atari_expert", sweep={"game": GAMES},
+          metrics="atari.{game}", each_page=True),
+    Stage("atari_dataset", "atari", "Collect balanced observations", "atari_dataset", sweep={"game": GAMES},
+          upstream=("atari_expert",), metrics="atari.{game}.dataset", each_page=True),
+    Stage("atari_reward_model", "atari", "Fit R(s') with the score shown and hidden", "atari_reward_model",
+          sweep={"game": GAMES, "score": SCORES}, upstream=("atari_dataset",), metrics="atari.{game}.{score}",
+          each_page=True),
+    Stage("atari_saliency", "atari", "Saliency and the score display (Figure 4)", "atari_saliency",
+          sweep={"game": GAMES}, upstream=("atari_dataset", "atari_reward_model"), metrics="atari.{game}",
+          each_page=True),
+    Stage("atari_figure5", "atari", "Reward models across score settings (Figure 5)", "atari_figure5",
+          sweep={"game": GAMES}, upstream=("atari_expert", "atari_reward_model"), metrics="atari.{game}.figure5",
+          each_page=True),
+    Stage("atari_retrain", "table1", "Retrain PPO on the true or a learned reward", "atari_retrain",
+          sweep={"game": "games", "score": SCORES, "reward": "rewards", "seed": "n_seeds"},
+          upstream=("atari_reward_model",), metrics="atari.table1.{game}.{score}.{reward}.seed{seed}",
+          choices={"reward": ATARI_REWARDS}),
+    Stage("atari_table1", "table1", "Table 1 and the learned reward on the agents' own play", "atari_retrain",
+          upstream=("atari_reward_model", "atari_retrain"), metrics="atari.table1"),
+    Stage("reproducing", "book", "Sizes and timings of this build", always_run=True),
+)}
+"""Every stage, in an order where each comes after the stages it reads."""
+
+for _stage in STAGES.values():
+    _stage.check(STAGES)
+
+
+def get_stage(name: str) -> Stage:
+    """The stage called ``name``, or ``ValueError`` naming the valid stages."""
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r}; valid stages: {', '.join(STAGES)}")
+    return STAGES[name]
+
+
+def check_chapter(chapter: str) -> tuple[str, ...]:
+    """The chapters meant by ``chapter`` (``all`` means every one), or ``ValueError``."""
+    if chapter == "all":
+        return CHAPTERS
+    if chapter not in CHAPTERS:
+        raise ValueError(f"unknown chapter {chapter!r}; valid chapters: {', '.join(CHAPTERS)}, all")
+    return (chapter,)

@@ -1,0 +1,95 @@
+"""Execute one cell's notebook with papermill and publish it: ``python -m rewinterp_utils.pipeline.worker SPEC``.
+
+The runner starts one such process per cell (locally, or from a Dask task), in a process group of its own, so
+that it can stop the cell and its kernel at once. ``SPEC`` is JSON: ``{"stage", "profile", "params"}``.
+The notebook's ``run.finish`` leaves its finished temporary folder to this process (:data:`HANDOFF_ENV`), which
+adds the executed notebook and renames the folder into place in one step. On failure the executed notebook is
+kept next to the cell's folder as ``<key>.failed.ipynb`` and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from rewinterp_utils.pipeline.artifacts import HANDOFF_ENV, publish
+from rewinterp_utils.pipeline.stages import Cell, get_stage, notebooks_dir
+
+EXIT_FAILED = 1
+
+
+def spec(cell: Cell) -> str:
+    """The command-line argument that names ``cell``."""
+    return json.dumps({"stage": cell.stage.name, "profile": cell.profile, "params": dict(cell.params)})
+
+
+def cell_of(text: str) -> Cell:
+    """The cell a :func:`spec` names."""
+    data = json.loads(text)
+    return get_stage(data["stage"]).cell(data["profile"], **data["params"])
+
+
+def failed_path(cell: Cell) -> Path:
+    """Where a failed cell's executed notebook (with the traceback) is kept."""
+    return cell.dir.with_name(f"{cell.dir.name}.failed.ipynb")
+
+
+def execute(cell: Cell, workdir: Path) -> Path:
+    """Run the cell's notebook and publish the cell; ``RuntimeError`` naming the failed notebook if it raised."""
+    import papermill as pm
+
+    stage_dir = cell.dir.parent
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex[:8]
+    out = stage_dir / f".{cell.key}.run-{token}.ipynb"
+    handoff = stage_dir / f".{cell.key}.handoff-{token}.json"
+    os.environ[HANDOFF_ENV] = str(handoff)
+    params = {"profile": cell.profile, **{k: v for k, v in cell.params.items() if v is not None}}
+    try:
+        pm.execute_notebook(str(notebooks_dir() / f"{cell.stage.name}.ipynb"), str(out), parameters=params,
+                            cwd=str(workdir), progress_bar=False, kernel_name="python3")
+        if not handoff.is_file():
+            raise RuntimeError(f"notebooks/{cell.stage.name}.ipynb ended without calling run.finish(metrics)")
+        publish(Path(json.loads(handoff.read_text())["tmp"]), cell.dir, executed=out)
+        return cell.dir
+    except Exception as e:  # papermill raises PapermillExecutionError with the cell's traceback
+        failed = failed_path(cell)
+        if out.exists():
+            out.replace(failed)
+        if handoff.is_file():
+            shutil.rmtree(json.loads(handoff.read_text())["tmp"], ignore_errors=True)
+        raise RuntimeError(f"{cell.describe()} failed; executed notebook: {failed}\n{e}") from e
+    finally:
+        out.unlink(missing_ok=True)
+        handoff.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    cell = cell_of(args[0])
+    workdir = Path(args[1]) if len(args) > 1 else Path.cwd()
+    try:
+        execute(cell, workdir)
+    except RuntimeError as e:
+        print(str(e)[-4000:], file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def run_subprocess(cell: Cell, workdir: Path, env: dict[str, str], stderr: Any) -> Any:
+    """Start this module on ``cell`` as a child process in a new session (Ctrl-C reaches only the runner);
+    its error output goes to the file ``stderr``."""
+    import subprocess
+
+    return subprocess.Popen([sys.executable, "-m", "rewinterp_utils.pipeline.worker", spec(cell), str(workdir)],
+                            env={**os.environ, **env}, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=stderr, text=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
