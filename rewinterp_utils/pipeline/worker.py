@@ -69,7 +69,29 @@ def execute(cell: Cell, workdir: Path) -> Path:
         handoff.unlink(missing_ok=True)
 
 
+def _end_with_parent(parent: int) -> None:
+    """Exit (kernel included) once the process that started this one is gone: a runner killed with ``kill -9``
+    or a Dask worker that died leaves no cell running on its own."""
+    import threading
+    import time
+
+    import psutil
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
+        os._exit(EXIT_FAILED)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
+    _end_with_parent(os.getppid())
     args = sys.argv[1:] if argv is None else argv
     cell = cell_of(args[0])
     workdir = Path(args[1]) if len(args) > 1 else Path.cwd()

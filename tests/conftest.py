@@ -1,0 +1,28 @@
+"""Shared fixtures: the whole pipeline at `smoke`, run once per test session."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from rewinterp_utils.pipeline import runner
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """Every stage notebook executed by papermill at `smoke`, through the runner (as `make book` does)."""
+    root = tmp_path_factory.mktemp("smoke") / "artifacts"
+    old = os.environ.get("REWINTERP_ARTIFACTS")
+    os.environ["REWINTERP_ARTIFACTS"] = str(root)
+    (root / "smoke").mkdir(parents=True)
+    (root / "smoke" / "summary.json").write_text(json.dumps({"maze.from_an_old_run": 1.0}))
+    try:
+        summary = runner.run("smoke", "all")
+        yield root, summary
+    finally:
+        if old is None:
+            os.environ.pop("REWINTERP_ARTIFACTS", None)
+        else:
+            os.environ["REWINTERP_ARTIFACTS"] = old

@@ -1,0 +1,59 @@
+"""What a Colab user does, minus the network: install the built wheel into a fresh virtual environment and run one
+notebook of each chapter with papermill from an empty folder outside the repository."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory) -> Path:
+    """A new virtual environment holding the wheel of this checkout; the dependencies (torch, SB3, ...) are
+    seen through a path file pointing at the test environment's site-packages, whose editable install of
+    rewinterp stays inactive there (path files inside a path entry are not processed)."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp / "dist")], check=True, cwd=tmp)
+    wheel = next((tmp / "dist").glob("rewinterp-*.whl"))
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                   check=True)
+    (site / "test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python
+
+
+def test_the_package_comes_from_the_wheel(fresh):
+    out = subprocess.run([str(fresh), "-c", "import rewinterp_utils, rewinterp_notebooks; "
+                                           "print(rewinterp_utils.__file__); print(rewinterp_notebooks.__file__)"],
+                         capture_output=True, text=True, check=True, cwd="/").stdout.split()
+    assert all(str(fresh.parents[1]) in path and str(REPO) not in path for path in out), out
+
+
+@pytest.mark.parametrize("name, upstream", [("maze_expert", False), ("atari_expert", False), ("atari_table1", True)])
+def test_a_notebook_runs_alone_against_the_installed_wheel(fresh, smoke, tmp_path, name, upstream):
+    """``atari_table1`` reads the retraining sweep: it gets a copy of the smoke run's artifacts."""
+    root = tmp_path / "artifacts"
+    if upstream:
+        shutil.copytree(smoke[0], root)
+    work = tmp_path / "colab"
+    work.mkdir()
+    shutil.copy(REPO / "notebooks" / f"{name}.ipynb", work / f"{name}.ipynb")
+    done = subprocess.run([str(fresh), "-m", "papermill", f"{name}.ipynb", "out.ipynb", "-p", "profile", "smoke",
+                           "--kernel", "python3", "--no-progress-bar"], cwd=work, capture_output=True, text=True,
+                          env={"PATH": f"{fresh.parent}:/usr/bin:/bin", "HOME": str(tmp_path),
+                               "REWINTERP_ARTIFACTS": str(root), "TQDM_DISABLE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (work / "out.ipynb").is_file()
+    assert list((root / "smoke" / name).glob("*/manifest.json")), "the cell was published"
