@@ -57,7 +57,7 @@ class AtariRewardCNN(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Predicted reward, shape ``(batch,)``."""
-        x = obs.float()
+        x = obs.to(self.head.weight.dtype)
         if x.shape[-1] == self.obs_shape[-1] and x.shape[1] != self.obs_shape[-1]:
             x = x.permute(0, 3, 1, 2)
         return self.head(self.features(x / 255.0)).squeeze(-1)
