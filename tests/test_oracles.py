@@ -185,3 +185,28 @@ def test_a_map_hot_only_in_the_score_box_peaks_inside_the_raw_screen_box(game):
     assert box.rows[0] <= r <= box.rows[1] and box.cols[0] <= c <= box.cols[1], (r, c)
     mass_in_box = up[box.slices].sum() / up.sum()
     assert mass_in_box > 0.3
+
+
+# ---------------------------------------------------------------------------------------------- score boxes
+@pytest.mark.parametrize("game", list(SCORE_BOXES))
+def test_the_score_box_covers_every_hud_pixel_that_changes_when_a_reward_comes(game):
+    """Random play; on every rewarded step, the raw-screen pixels that changed in the band above the playfield
+    (down to 8 rows below the box) must all lie inside the box, and the digits must change there."""
+    box = SCORE_BOXES[game]
+    band = box.rows[1] + 8
+    venv = make_atari_venv(f"{game}NoFrameskip-v4", n_envs=1, seed=0, n_stack=1)
+    venv.reset()
+    previous = venv.get_attr("last_raw_frame")[0].copy()
+    rng = np.random.default_rng(0)
+    rewarded = inside = 0
+    for _ in range(5_000):
+        _, rewards, dones, _ = venv.step(rng.integers(venv.action_space.n, size=1))
+        frame = venv.get_attr("last_raw_frame")[0].copy()
+        if rewards[0] != 0 and not dones[0]:
+            changed = (frame != previous).any(-1)
+            changed[box.slices] = False
+            assert not changed[:band].any(), f"HUD pixels outside the box changed: {np.argwhere(changed[:band])[:5]}"
+            rewarded += 1
+            inside += bool((frame[box.slices] != previous[box.slices]).any())
+        previous = frame
+    assert rewarded >= 10 and inside >= rewarded // 2

@@ -237,6 +237,20 @@ def test_retrain_sweep(profile, n):
         st.cells(profile, bogus=1)
 
 
+def test_a_sweep_can_follow_another_stages_size():
+    """The audits of each reward model sweep as many model seeds as the reward-model stage trains."""
+    for profile in PROFILES:
+        n = SIZES[profile]["maze_reward_model"].n_seeds
+        for name in ("maze_reward_model", "maze_saliency", "maze_counterfactuals"):
+            assert [c.params["model_seed"] for c in get_stage(name).cells(profile)] == list(range(n))
+    assert len(get_stage("maze_saliency").cells("default", n_seeds=3)) == 3
+    assert get_stage("maze_saliency").cells("default")[2].namespace == "maze.saliency.model2"
+    bad = Stage("maze_saliency", "gridworld", "x", "maze_saliency", sweep={"model_seed": "maze_reward_model.n_sed"},
+                metrics="m.{model_seed}")
+    with pytest.raises(ValueError, match="n_sed"):
+        bad.check(STAGES)
+
+
 def test_other_sweeps():
     assert len(get_stage("maze_expert").cells("default")) == 1
     assert [c.params["n_seeds"] for c in get_stage("maze_figure3").cells("default", n_seeds=3)] == [3]

@@ -227,3 +227,34 @@ def test_book_checks_before_it_deletes_anything(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="rewinterp run --profile smoke"):
         build_book("smoke", out=out)
     assert (out / "src" / "keep.txt").read_text() == "an earlier build"
+
+
+def test_a_failing_stage_exits_1_keeps_its_notebook_and_leaves_no_stale_summary_keys(smoke, tmp_path, monkeypatch):
+    """A reward-model cell that fails (its dataset is unreadable, though its manifest was made to agree):
+    exit code 1 naming the failed notebook, which is kept, and summary.json no longer lists the stale keys
+    of the cell it would have replaced, nor of the cells that read it."""
+    import hashlib
+    import shutil
+
+    root = tmp_path / "artifacts"
+    shutil.copytree(smoke[0], root)
+    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(root))
+    assert "maze.rm.test_mse" in json.loads((root / "smoke" / "summary.json").read_text())
+    dataset = get_stage("maze_dataset").cell("smoke")
+    (dataset.dir / "train.npz").write_bytes(b"not a numpy archive")
+    manifest = json.loads((dataset.dir / "manifest.json").read_text())
+    manifest["files"]["train.npz"] = hashlib.sha256(b"not a numpy archive").hexdigest()
+    (dataset.dir / "manifest.json").write_text(json.dumps(manifest))
+    rm_cell = get_stage("maze_reward_model").cell("smoke")
+    shutil.rmtree(rm_cell.dir)
+    done = subprocess.run([*RUN, "--chapter", "gridworld"], env=env_for(root), cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert done.returncode == 1, done.stderr[-2000:]
+    failed = rm_cell.dir.with_name(rm_cell.dir.name + ".failed.ipynb")
+    assert str(failed) in done.stderr and failed.is_file()
+    errors = [o for c in nbformat.read(failed, as_version=4).cells for o in c.get("outputs", [])
+              if o.output_type == "error"]
+    assert errors, "the failed notebook holds the traceback"
+    summary = json.loads((root / "smoke" / "summary.json").read_text())
+    assert not [k for k in summary if k.startswith(("maze.rm.", "maze.saliency.", "maze.counterfactual."))]
+    assert "maze.expert.success_rate" in summary

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import nbformat
 
-from rewinterp_utils.pipeline.stages import STAGES
-
 REPO = Path(__file__).resolve().parents[2]
 _NUMPY_REPR = re.compile(r"^np\.(?:float|int|uint|bool_)\w*\((.*)\)$")
 
@@ -73,6 +71,7 @@ def book_sources(profile: str, dest: Path) -> Path:
     what to run) and only then replaces ``dest``.
     """
     from rewinterp_utils.pipeline.runner import is_done
+    from rewinterp_utils.pipeline.stages import STAGES
 
     pages, missing = {}, []
     for s in STAGES.values():

@@ -45,6 +45,7 @@ class MazeRewardModel:
     batch_size: int = 20  #: minibatch size
     learning_rate: float = 3e-4  #: Adam learning rate (PyTorch's default 1e-3 collapsed Seaquest to a constant)
     hidden: int = 64  #: width of both tanh layers
+    n_seeds: int = 5  #: models trained on the same dataset (``model_seed`` 0, 1, ...); the audits run on each
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "smoke": {
         "maze_expert": MazeExpert(total_timesteps=1_024, eval_freq=512, n_eval_episodes=5),
         "maze_dataset": MazeDataset(n_train=400, n_test=200),
-        "maze_reward_model": MazeRewardModel(epochs=1),
+        "maze_reward_model": MazeRewardModel(epochs=1, n_seeds=2),
         "maze_saliency": MazeSaliency(),
         "maze_counterfactuals": MazeCounterfactuals(max_placements=8),
         "maze_retrain": MazeRetrain(total_timesteps=512, n_seeds=1, eval_freq=256, n_eval_episodes=3),

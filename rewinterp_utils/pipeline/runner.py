@@ -87,7 +87,7 @@ def stages_for(chapters: Iterable[str]) -> list[Stage]:
 
 def stage_cells(stage: Stage, profile: str, sizes: dict[str, Any]) -> list[Cell]:
     """The stage's cells at ``profile``, with the size overrides of ``sizes`` that concern it."""
-    return stage.cells(profile, **{k: v for k, v in sizes.items() if k in (*stage.size_fields, *stage.parameters)})
+    return stage.cells(profile, **{k: v for k, v in sizes.items() if k in stage.accepts})
 
 
 # ------------------------------------------------------------------------------------------------ one run at a time

@@ -46,6 +46,11 @@ LABELS: Mapping[str, Any] = MappingProxyType({"env_id": maze_short_name, "rm_env
 """How a parameter's value is written in folder names and metric keys (default: ``str``)."""
 
 
+def _fields(entry: str) -> tuple[str, ...]:
+    """The fields of a ``profiles.SIZES`` entry."""
+    return tuple(f.name for f in dataclasses.fields(SIZES["default"][entry]))
+
+
 def label(name: str, value: Any) -> str:
     """A parameter value as folder names and metric keys write it: ``label("env_id", COINFLIP) == "CoinFlipGoal"``."""
     return str(LABELS.get(name, str)(value))
@@ -78,7 +83,8 @@ class Stage:
     title: str  #: one line for logs
     sizes: str | None = None  #: entry of ``profiles.SIZES`` holding its sizes (``None``: no sizes)
     sweep: Mapping[str, tuple | str] = field(default_factory=dict)
-    """parameter -> its values, or the name of a size field: an ``int`` n gives ``range(n)``, a tuple its items"""
+    """parameter -> its values, or a size: ``"n_seeds"`` (this stage's sizes) or ``"maze_reward_model.n_seeds"``
+    (another entry's); an ``int`` n gives ``range(n)``, a tuple its items"""
     upstream: tuple[str, ...] = ()  #: stages whose artifacts it reads
     metrics: str = ""  #: namespace of its metrics in ``summary.json`` (a template over parameter labels)
     choices: Mapping[str, tuple] = field(default_factory=dict)  #: valid values of its own parameters
@@ -93,12 +99,22 @@ class Stage:
     @property
     def size_fields(self) -> tuple[str, ...]:
         """The fields of this stage's sizes (``profiles.SIZES``)."""
-        return tuple(f.name for f in dataclasses.fields(SIZES["default"][self.sizes])) if self.sizes else ()
+        return _fields(self.sizes) if self.sizes else ()
+
+    def _size_ref(self, ref: str) -> tuple[str | None, str]:
+        """``(profile entry, field)`` of a sweep size."""
+        entry, _, name = ref.rpartition(".")
+        return entry or self.sizes, name
 
     @property
     def sweep_sizes(self) -> tuple[str, ...]:
         """Size fields that only say how far the sweep goes (``n_seeds``): not part of a cell's identity."""
-        return tuple(v for v in self.sweep.values() if isinstance(v, str))
+        return tuple(self._size_ref(v)[1] for v in self.sweep.values() if isinstance(v, str))
+
+    @property
+    def accepts(self) -> tuple[str, ...]:
+        """What :meth:`cells` takes: the notebook's parameters, this stage's sizes and the sizes its sweep reads."""
+        return tuple(dict.fromkeys([*self.parameters, *self.size_fields, *self.sweep_sizes]))
 
     def check(self, stages: Mapping[str, "Stage"]) -> None:
         """``ValueError`` naming the stage and the culprit if this row does not fit its notebook or the pipeline."""
@@ -109,9 +125,11 @@ class Stage:
             if name not in params:
                 raise ValueError(f"stage {self.name!r} sweeps {name!r}, which its notebook "
                                  f"notebooks/{self.name}.ipynb does not have; its parameters: {', '.join(params)}")
-            if isinstance(values, str) and values not in self.size_fields:
-                raise ValueError(f"stage {self.name!r} sweeps {name!r} over size {values!r}, which "
-                                 f"profiles.SIZES[...][{self.sizes!r}] does not have")
+            if isinstance(values, str):
+                entry, size = self._size_ref(values)
+                if entry not in SIZES["default"] or size not in _fields(entry):
+                    raise ValueError(f"stage {self.name!r} sweeps {name!r} over size {values!r}, which "
+                                     f"profiles.SIZES[...][{entry!r}] does not have")
             if "{" + name + "}" not in self.metrics:
                 raise ValueError(f"stage {self.name!r} sweeps {name!r} but its metrics namespace {self.metrics!r} "
                                  f"does not name it: two cells would write the same summary keys")
@@ -147,17 +165,17 @@ class Stage:
         """The cells the runner executes at ``profile``: one per point of the sweep. ``given`` fixes other
         parameters or overrides sizes (e.g. ``n_seeds=3``); size overrides that are not parameters of the
         notebook only shape the sweep."""
-        sizes = resolve(self.sizes, profile, **{k: v for k, v in given.items() if k in self.size_fields}) \
-            if self.sizes else None
-        unknown = set(given) - set(self.parameters) - set(self.size_fields)
+        unknown = set(given) - set(self.accepts)
         if unknown:
             raise ValueError(f"{self.name} has no parameter or size {', '.join(sorted(unknown))}; valid: "
-                             f"{', '.join([*self.parameters, *self.size_fields])}")
+                             f"{', '.join(self.accepts)}")
         fixed = {k: v for k, v in given.items() if k in self.parameters}
         points: list[dict[str, Any]] = [{}]
         for name, values in self.sweep.items():
             if isinstance(values, str):
-                values = getattr(sizes, values)
+                entry, size = self._size_ref(values)
+                values = getattr(resolve(entry, profile, **{k: v for k, v in given.items() if k in _fields(entry)}),
+                                 size)
                 values = range(values) if isinstance(values, int) else values
             points = [{**p, name: v} for p in points for v in values]
         return [self.cell(profile, **{**fixed, **p}) for p in points]
@@ -257,11 +275,14 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("maze_dataset", "gridworld", "Collect (s, s', r) transitions", "maze_dataset", upstream=_MAZE[:1],
           metrics="maze.dataset"),
     Stage("maze_reward_model", "gridworld", "Fit the reward model R(s, s')", "maze_reward_model",
-          upstream=_MAZE[1:2], metrics="maze.rm"),
+          sweep={"model_seed": "n_seeds"}, upstream=_MAZE[1:2], metrics="maze.rm.model{model_seed}"),
     Stage("maze_saliency", "gridworld", "Gradient saliency (Figure 1)", "maze_saliency", upstream=_MAZE[2:],
-          metrics="maze.saliency"),
+          sweep={"model_seed": "maze_reward_model.n_seeds"}, metrics="maze.saliency.model{model_seed}"),
     Stage("maze_counterfactuals", "gridworld", "Counterfactual inputs (Figure 2)", "maze_counterfactuals",
-          upstream=_MAZE[2:], metrics="maze.counterfactual"),
+          sweep={"model_seed": "maze_reward_model.n_seeds"}, upstream=_MAZE[2:],
+          metrics="maze.counterfactual.model{model_seed}"),
+    Stage("maze_seeds", "gridworld", "Every audit over reward-model seeds", "maze_reward_model",
+          upstream=("maze_reward_model", "maze_saliency", "maze_counterfactuals"), metrics="maze"),
     Stage("maze_retrain", "gridworld", "Retrain PPO on true or learned reward", "maze_retrain",
           sweep={"env_id": (COINFLIP, TWOGOALS), "reward": MAZE_REWARDS, "seed": "n_seeds"}, upstream=_MAZE[2:],
           metrics="maze.retrain.{env_id}.{reward}.seed{seed}", choices={"reward": MAZE_REWARDS}),
