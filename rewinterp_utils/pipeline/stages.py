@@ -269,22 +269,21 @@ class Cell:
         return f"{self.stage.name}({', '.join(f'{k}={v!r}' for k, v in self.params.items() if v is not None)})"
 
 
-_MAZE = "maze_expert", "maze_dataset", "maze_reward_model"
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("maze_expert", "gridworld", "Train the PPO expert", "maze_expert", metrics="maze.expert"),
-    Stage("maze_dataset", "gridworld", "Collect (s, s', r) transitions", "maze_dataset", upstream=_MAZE[:1],
+    Stage("maze_dataset", "gridworld", "Collect (s, s', r) transitions", "maze_dataset", upstream=("maze_expert",),
           metrics="maze.dataset"),
     Stage("maze_reward_model", "gridworld", "Fit the reward model R(s, s')", "maze_reward_model",
-          sweep={"model_seed": "n_seeds"}, upstream=_MAZE[1:2], metrics="maze.rm.model{model_seed}"),
-    Stage("maze_saliency", "gridworld", "Gradient saliency (Figure 1)", "maze_saliency", upstream=_MAZE[2:],
+          sweep={"model_seed": "n_seeds"}, upstream=("maze_dataset",), metrics="maze.rm.model{model_seed}"),
+    Stage("maze_saliency", "gridworld", "Gradient saliency (Figure 1)", "maze_saliency", upstream=("maze_reward_model",),
           sweep={"model_seed": "maze_reward_model.n_seeds"}, metrics="maze.saliency.model{model_seed}"),
     Stage("maze_counterfactuals", "gridworld", "Counterfactual inputs (Figure 2)", "maze_counterfactuals",
-          sweep={"model_seed": "maze_reward_model.n_seeds"}, upstream=_MAZE[2:],
+          sweep={"model_seed": "maze_reward_model.n_seeds"}, upstream=("maze_reward_model",),
           metrics="maze.counterfactual.model{model_seed}"),
     Stage("maze_seeds", "gridworld", "Every audit over reward-model seeds", "maze_reward_model",
           upstream=("maze_reward_model", "maze_saliency", "maze_counterfactuals"), metrics="maze"),
     Stage("maze_retrain", "gridworld", "Retrain PPO on true or learned reward", "maze_retrain",
-          sweep={"env_id": (COINFLIP, TWOGOALS), "reward": MAZE_REWARDS, "seed": "n_seeds"}, upstream=_MAZE[2:],
+          sweep={"env_id": (COINFLIP, TWOGOALS), "reward": MAZE_REWARDS, "seed": "n_seeds"}, upstream=("maze_reward_model",),
           metrics="maze.retrain.{env_id}.{reward}.seed{seed}", choices={"reward": MAZE_REWARDS}),
     Stage("maze_figure3", "gridworld", "Retraining curves (Figure 3)", "maze_retrain",
           upstream=("maze_reward_model", "maze_retrain"), metrics="maze.retrain"),
