@@ -12,10 +12,11 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 
-def maze_ppo(venv: VecEnv, learning_rate: float, gamma: float, seed: int) -> PPO:
-    """PPO (MlpPolicy) as in the paper's gridworld: learning rate decayed linearly from ``learning_rate``."""
-    return PPO("MlpPolicy", venv, learning_rate=lambda remaining: remaining * learning_rate, gamma=gamma,
-               seed=seed, device="cpu", verbose=0)
+def maze_ppo(venv: VecEnv, learning_rate: float, gamma: float, seed: int, decay: bool = True) -> PPO:
+    """PPO (MlpPolicy, SB3's other defaults) for the maze: the learning rate decays linearly from ``learning_rate``
+    to 0 (the paper's expert recipe) or, with ``decay=False``, stays constant (SB3's default schedule)."""
+    lr = (lambda remaining: remaining * learning_rate) if decay else learning_rate
+    return PPO("MlpPolicy", venv, learning_rate=lr, gamma=gamma, seed=seed, device="cpu", verbose=0)
 
 
 class SaveBestPolicy(BaseCallback):

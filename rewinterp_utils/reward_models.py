@@ -74,6 +74,29 @@ def load_model(model: nn.Module, path: Path) -> nn.Module:
     return model.eval()
 
 
+MODEL_FILE = "reward_model.pt"
+"""The file a reward-model stage saves its weights to (with :func:`save_model`)."""
+
+
+def load_reward_model(folder: Path) -> nn.Module:
+    """The reward model a reward-model stage saved in ``folder`` (``folder / MODEL_FILE``), in eval mode.
+
+    The maze MLP and the Atari CNN are told apart by their weights' names; the MLP's width is read from them.
+    """
+    path = Path(folder) / MODEL_FILE
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if any(k.startswith("features.") for k in state):
+        model: nn.Module = AtariRewardCNN()
+    elif "net.1.weight" in state:
+        hidden, n_in = state["net.1.weight"].shape
+        side = int(round((n_in // 2) ** 0.5))
+        model = MazeRewardMLP((side, side), hidden=hidden)
+    else:
+        raise ValueError(f"{path} holds neither a MazeRewardMLP nor an AtariRewardCNN (keys: {', '.join(state)})")
+    model.load_state_dict(state)
+    return model.eval()
+
+
 def predict(model: nn.Module, *inputs: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
     """The model's rewards for a batch of inputs (``model(*inputs)``), in chunks, without gradients, as numpy.
 

@@ -89,6 +89,9 @@ class Stage:
     metrics: str = ""  #: namespace of its metrics in ``summary.json`` (a template over parameter labels)
     choices: Mapping[str, tuple] = field(default_factory=dict)  #: valid values of its own parameters
     each_page: bool = False  #: the book shows every cell's executed notebook (else only the first cell's)
+    page_by: tuple[str, ...] | None = None
+    """with ``each_page``: the swept parameters that get a page each (default: all); for the others (seeds) the
+    page shows the sweep's first value"""
     always_run: bool = False  #: rerun on every ``rewinterp run`` (pages that report on the whole build)
 
     @property
@@ -139,6 +142,8 @@ class Stage:
                                  f"stages: {', '.join(stages)}")
             if list(stages).index(up) > list(stages).index(self.name):
                 raise ValueError(f"stage {self.name!r} reads {up!r}, which comes after it in STAGES")
+        if self.page_by is not None and not set(self.page_by) <= set(self.sweep):
+            raise ValueError(f"stage {self.name!r}: page_by {self.page_by} names parameters it does not sweep")
         if self.sizes is not None and self.sizes not in SIZES["default"]:
             raise ValueError(f"stage {self.name!r} reads sizes {self.sizes!r}, which profiles.SIZES does not have")
 
@@ -188,7 +193,11 @@ class Stage:
         cells = self.cells(profile)
         if not self.each_page:
             return {self.name: cells[0]}
-        return {"_".join([self.name, *(label(k, c.params[k]) for k in self.sweep)]): c for c in cells}
+        by = self.sweep if self.page_by is None else self.page_by
+        pages: dict[str, Cell] = {}
+        for c in cells:
+            pages.setdefault("_".join([self.name, *(label(k, c.params[k]) for k in by)]), c)
+        return pages
 
 
 @dataclass(frozen=True, eq=False)
@@ -286,20 +295,23 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           sweep={"env_id": (COINFLIP, TWOGOALS), "reward": MAZE_REWARDS, "seed": "n_seeds"}, upstream=("maze_reward_model",),
           metrics="maze.retrain.{env_id}.{reward}.seed{seed}", choices={"reward": MAZE_REWARDS}),
     Stage("maze_figure3", "gridworld", "Retraining curves (Figure 3)", "maze_retrain",
-          upstream=("maze_reward_model", "maze_retrain"), metrics="maze.retrain"),
+          upstream=("maze_expert", "maze_reward_model", "maze_retrain"), metrics="maze.retrain"),
     Stage("atari_expert", "atari", "Train the PPO Atari experts", "atari_expert", sweep={"game": GAMES},
           metrics="atari.{game}", each_page=True),
     Stage("atari_dataset", "atari", "Collect balanced observations", "atari_dataset", sweep={"game": GAMES},
           upstream=("atari_expert",), metrics="atari.{game}.dataset", each_page=True),
     Stage("atari_reward_model", "atari", "Fit R(s') with the score shown and hidden", "atari_reward_model",
-          sweep={"game": GAMES, "score": SCORES}, upstream=("atari_dataset",), metrics="atari.{game}.{score}",
-          each_page=True),
+          sweep={"game": GAMES, "score": SCORES, "model_seed": "n_seeds"}, upstream=("atari_dataset",),
+          metrics="atari.{game}.{score}.model{model_seed}", each_page=True, page_by=("game", "score")),
     Stage("atari_saliency", "atari", "Saliency and the score display (Figure 4)", "atari_saliency",
-          sweep={"game": GAMES}, upstream=("atari_dataset", "atari_reward_model"), metrics="atari.{game}",
-          each_page=True),
+          sweep={"game": GAMES, "model_seed": "atari_reward_model.n_seeds"},
+          upstream=("atari_dataset", "atari_reward_model"), metrics="atari.{game}.model{model_seed}",
+          each_page=True, page_by=("game",)),
     Stage("atari_figure5", "atari", "Reward models across score settings (Figure 5)", "atari_figure5",
           sweep={"game": GAMES}, upstream=("atari_expert", "atari_reward_model"), metrics="atari.{game}.figure5",
           each_page=True),
+    Stage("atari_seeds", "atari", "Every Atari audit over reward-model seeds, and the chapter's claims",
+          "atari_reward_model", upstream=("atari_reward_model", "atari_saliency", "atari_figure5"), metrics="atari"),
     Stage("atari_retrain", "table1", "Retrain PPO on the true or a learned reward", "atari_retrain",
           sweep={"game": "games", "score": SCORES, "reward": "rewards", "seed": "n_seeds"},
           upstream=("atari_reward_model",), metrics="atari.table1.{game}.{score}.{reward}.seed{seed}",
