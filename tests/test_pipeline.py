@@ -4,6 +4,7 @@ determinism, the book, and a sweep on a real Dask cluster."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import nbformat
 import papermill as pm
 import pytest
 
+from rewinterp_utils.pipeline import artifacts as art
 from rewinterp_utils.pipeline import runner
 from rewinterp_utils.pipeline.book import build_book
 from rewinterp_utils.pipeline.stages import STAGES, get_stage
@@ -88,6 +90,24 @@ def test_missing_upstream_names_what_to_run(tmp_path, monkeypatch):
     assert "rewinterp run --profile smoke" in err.evalue and "maze_reward_model.ipynb" in err.evalue
 
 
+@pytest.mark.parametrize("name", ["maze_seeds", "maze_figure3", "atari_seeds", "atari_table1"])
+def test_criterion_notebook_without_upstream_is_a_valueerror_naming_what_to_run(name, tmp_path, monkeypatch):
+    """A notebook that computes verdicts from other cells stops at once, naming the command; nothing written."""
+    err = failing_notebook(name, tmp_path, monkeypatch)
+    assert err.ename == "ArtifactError" and issubclass(art.ArtifactError, ValueError)
+    assert "rewinterp run --profile smoke --chapter" in err.evalue
+    assert not (tmp_path / "artifacts").exists()
+
+
+@pytest.mark.parametrize("name", ["maze_seeds", "atari_seeds", "maze_figure3"])
+def test_seed_count_below_one_is_a_valueerror(name, tmp_path, monkeypatch):
+    err = failing_notebook(name, tmp_path, monkeypatch, n_seeds=0)
+    assert err.ename == "ValueError" and "n_seeds" in err.evalue and "positive" in err.evalue
+    assert not (tmp_path / "artifacts").exists()
+    with pytest.raises(ValueError, match="n_seeds"):
+        runner.run("smoke", "gridworld", n_seeds=0)
+
+
 def test_retrain_without_reward_model_stops_before_training(tmp_path, monkeypatch):
     err = failing_notebook("atari_retrain", tmp_path, monkeypatch, game="Seaquest")
     assert err.ename == "ArtifactError"
@@ -156,6 +176,44 @@ def test_same_seed_same_metrics(smoke, tmp_path, monkeypatch):
     again = runner.run("smoke", "gridworld", force=True)
     maze = {k: v for k, v in first.items() if k.startswith("maze.")}
     assert maze and maze == {k: v for k, v in again.items() if k.startswith("maze.")}
+
+
+# (key pattern, low, high): headline numbers of the smoke build, each finite and inside its range
+RANGES = [("maze.expert.success_rate", 0, 1), ("maze.rm.model*.test_mse", 0, 1), ("maze.rm.model*.reward_on_goal", -5, 5),
+          ("maze.saliency.model*.focus_share", 0, 1), ("maze.counterfactual.model*.no_goal", -50, 50),
+          ("maze.counterfactual.model*.two_goals", -50, 50), ("maze.counterfactual.model*.many_goals", -50, 50),
+          ("maze.retrain.*.seed*.final_return", 0, 1), ("atari.*.*.model*.test_mse", 0, 2),
+          ("atari.*.model*.*.score_saliency_share", 0, 1), ("atari.*.model*.*.score_edit.fake_increment", -5, 5),
+          ("atari.*.expert.clipped_return", 0, 1000), ("atari.table1.*.*.*.clipped_return_mean", 0, 1000)]
+# (key with {n} for the seed): values that must differ between two seeds (a stub writing constants would not)
+SEEDED = ["maze.rm.model{n}.test_mse", "maze.counterfactual.model{n}.no_goal", "maze.saliency.model{n}.focus_share",
+          "atari.Breakout.shown.model{n}.test_mse", "atari.Seaquest.hidden.model{n}.test_mse",
+          "atari.Seaquest.model{n}.shown.score_saliency_share"]
+
+
+def test_smoke_metrics_are_finite_in_range_and_depend_on_the_seed(smoke):
+    _, summary = smoke
+    from fnmatch import fnmatch
+
+    for pattern, low, high in RANGES:
+        keys = [k for k in summary if fnmatch(k, pattern)]
+        assert keys, pattern
+        for k in keys:
+            v = summary[k]
+            assert isinstance(v, (int, float)) and math.isfinite(v) and low <= v <= high, (k, v)
+    for key in SEEDED:
+        assert summary[key.format(n=0)] != summary[key.format(n=1)], key
+
+
+def test_atari_reward_models_same_seed_same_metrics(smoke, tmp_path, monkeypatch):
+    """The Atari reward models, remade from the same dataset in a fresh folder, give identical metrics."""
+    root, first = smoke
+    for stage in ("atari_expert", "atari_dataset"):
+        shutil.copytree(root / "smoke" / stage, tmp_path / "again" / "smoke" / stage)
+    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "again"))
+    again = runner.run("smoke", "atari")
+    keys = [k for k in first if k.startswith("atari.") and (".model" in k or ".claims." in k)]
+    assert keys and {k: first[k] for k in keys} == {k: again[k] for k in keys}
 
 
 def test_book_builds_strict_with_the_figures(smoke, tmp_path):

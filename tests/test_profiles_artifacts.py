@@ -46,6 +46,41 @@ def test_resolve_every_stage_and_profile(stage, profile):
     assert resolve(stage, profile, **{f.name: None for f in dataclasses.fields(cfg)}) == cfg
 
 
+def _paper_settings_table() -> list[tuple[str, str, float]]:
+    """The rows of the "paper's settings" table on the reproducing page (its markdown, as the book shows it)."""
+    nb = json.loads((REPO / "notebooks" / "reproducing.ipynb").read_text())
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    rows = []
+    lines = text.splitlines()
+    start = lines.index("| stage | size | the paper |")
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        stage, size, value = (x.strip() for x in line.strip("|").split("|"))
+        rows.append((stage, size, float(value)))
+    return rows
+
+
+def test_paper_profile_is_the_paper_table():
+    """Every setting the paper states (the table on the reproducing page) is the ``paper`` profile's value."""
+    rows = _paper_settings_table()
+    assert len(rows) >= 20
+    for stage, size, value in rows:
+        assert getattr(SIZES["paper"][stage], size) == pytest.approx(value, rel=0, abs=0), (stage, size)
+    # the two settings a past change moved away from the paper for a Seaquest problem
+    assert ("maze_reward_model", "learning_rate", 1e-3) in rows and ("atari_reward_model", "learning_rate", 1e-3) in rows
+
+
+def test_default_deviates_from_the_paper_only_where_the_page_says_why():
+    """The reproducing page's deviation table gives a reason for every size where ``default`` differs."""
+    nb = json.loads((REPO / "notebooks" / "reproducing.ipynb").read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    why = code[code.index("WHY = {"):]
+    for stage, size, _ in _paper_settings_table():
+        if getattr(SIZES["default"][stage], size) != getattr(SIZES["paper"][stage], size):
+            assert f'"{size}"' in why, f"default.{stage}.{size} departs from the paper without a reason"
+
+
 def test_resolve_known_values_and_overrides():
     assert resolve("maze_expert", "default").total_timesteps == 45_000
     assert resolve("maze_retrain", "default").n_seeds == 5
@@ -412,6 +447,28 @@ def test_rerun_replaces_old_folder(root):
     assert not (folder2 / "old_only.txt").exists()
     assert art.read_metrics(folder2)["loss"] == 0.1
     assert [p.name for p in folder2.parent.iterdir()] == [folder2.name], "old/temp folders must be removed"
+
+
+def test_cell_made_from_an_upstream_cell_the_profile_no_longer_makes_is_stale(root, monkeypatch):
+    """A size change upstream (another learning rate) gives the upstream stage a new folder; a downstream cell
+    made from the old folder is no longer up to date, although that folder is still intact."""
+    up = open_("maze_reward_model", seed=0, model_seed=0)
+    _finish(up)
+    run = open_("maze_counterfactuals", seed=0, model_seed=0)
+    run.require("maze_reward_model", seed=0, model_seed=0)
+    down = run.finish({"no_goal": 0.9})
+    assert art.verify(cell("maze_counterfactuals", seed=0, model_seed=0)) == down
+    old_key = up.cell.key
+    import rewinterp_utils.pipeline.profiles as profiles
+
+    changed = dataclasses.replace(SIZES["smoke"]["maze_reward_model"], learning_rate=0.123)
+    monkeypatch.setitem(profiles.SIZES["smoke"], "maze_reward_model", changed)
+    assert (root / "smoke" / "maze_reward_model").joinpath(old_key, "manifest.json").is_file()
+    with pytest.raises(art.ArtifactError, match="no longer give"):
+        art.verify(cell("maze_counterfactuals", seed=0, model_seed=0))
+    from rewinterp_utils.pipeline.runner import done_reason
+
+    assert "no longer give" in done_reason(cell("maze_counterfactuals", seed=0, model_seed=0))
 
 
 def test_figure3_cell_and_upstream_cells(root):

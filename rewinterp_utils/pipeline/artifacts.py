@@ -27,8 +27,8 @@ HANDOFF_ENV = "REWINTERP_HANDOFF"
 """Set by the runner: :meth:`StageRun.finish` leaves publishing to it (with the executed notebook)."""
 
 
-class ArtifactError(RuntimeError):
-    """An upstream artifact is missing, corrupt, or was made with other parameters."""
+class ArtifactError(ValueError, RuntimeError):
+    """An upstream artifact is missing, corrupt, or was made with other parameters (a ``ValueError``: bad input)."""
 
 
 def artifacts_root() -> Path:
@@ -91,7 +91,26 @@ def verify(cell: Cell) -> Path:
         if not f.is_file() or sha256(f) != digest:
             raise ArtifactError(f"artifact {folder} was made from an upstream artifact that has changed since "
                                 f"({name}): {how_to_make(cell)}")
+        if not cell.overrides and not _is_current(f.parent, cell.profile):
+            raise ArtifactError(f"artifact {folder} was made from {name}, which the profile's sizes or the "
+                                f"stage's parameters no longer give: {how_to_make(cell)}")
     return folder
+
+
+def _is_current(folder: Path, profile: str) -> bool:
+    """Whether the cell in ``folder`` is the one ``profile`` makes today for the same parameters (its sizes and
+    parameters not changed since, e.g. a new parameter or another learning rate in ``profiles.py``)."""
+    from rewinterp_utils.pipeline.stages import STAGES
+
+    identity = read_manifest(folder).get("identity") or {}
+    stage = STAGES.get(identity.get("stage"))
+    if stage is None or identity.get("profile") != profile:
+        return True  # another profile's or a retired stage's cell: not ours to judge
+    params = {k: v for k, v in identity.items() if k not in ("stage", "profile", "sizes") and k in stage.parameters}
+    try:
+        return stage.cell(profile, **params).identity == identity
+    except ValueError:
+        return False
 
 
 def is_complete(cell: Cell) -> bool:
