@@ -37,13 +37,14 @@ def spread(name: str, values: Iterable[float]) -> dict[str, Any]:
             f"{name}_n": len(v), f"{name}_seeds": [float(x) for x in v]}
 
 
-def fmt_spread(values: Iterable[float], digits: int = 3, sci: bool = False) -> str:
-    """``mean ± sd (n seeds)``; one seed gives ``value (1 seed)`` with no standard deviation."""
+def fmt_spread(values: Iterable[float], digits: int = 3, sci: bool = False, unit: str = "seed") -> str:
+    """``mean ± sd (n seeds)``; one value gives ``value (1 seed)`` with no standard deviation. ``digits`` after
+    the point (significant digits with ``sci``); ``unit`` names what the values are over (``"run"``, ``"agent"``)."""
     v = as_values(values)
     f = (lambda x: f"{x:.{digits - 1}e}") if sci else (lambda x: f"{x:.{digits}f}")
     if len(v) == 1:
-        return f"{f(v[0])} (1 seed)"
-    return f"{f(v.mean())} ± {f(v.std(ddof=1))} ({len(v)} seeds)"
+        return f"{f(v[0])} (1 {unit})"
+    return f"{f(v.mean())} ± {f(v.std(ddof=1))} ({len(v)} {unit}s)"
 
 
 def _all_some_none(ok: np.ndarray, yes: str, no: str) -> str:

@@ -53,3 +53,37 @@ def test_no_file_outside_the_repository_is_cited():
     files = [*REPO.joinpath("rewinterp_utils").rglob("*.py"), *REPO.joinpath("book").glob("*.md"), *NOTEBOOKS,
              REPO / "README.md"]
     assert [p.name for p in files if brief in p.read_text()] == []
+
+
+# -- verdicts are computed, never typed -------------------------------------------------------------------
+BOOK_PAGES = sorted((REPO / "book").glob("*.md"))
+VERDICT_WORDS = re.compile(
+    r"\b(held(?![- ]out)|holds|did not hold|same sign|not worse|about half|several times|a few percent|"
+    r"about as well|unchanged to|as in the paper|random level)\b", re.IGNORECASE)
+CLAIMS_GLUES = {"gridworld.md": ["maze_claims", "maze_fig3_claims"], "atari.md": ["atari_claims"],
+                "table1.md": ["atari_table1_claims"]}
+
+
+def _prose(md: Path) -> str:
+    """A book page without its glue roles and fenced blocks (what the author typed)."""
+    text = re.sub(r"\{glue:[a-z]+\}`[^`]*`", " ", md.read_text())
+    return re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
+
+
+def test_no_verdict_is_typed_in_the_book():
+    """A sentence that judges a claim ("held", "same sign", "about half") would be false in another build: every
+    verdict is glued from a notebook that computed it."""
+    assert BOOK_PAGES
+    typed = {md.name: VERDICT_WORDS.findall(_prose(md)) for md in BOOK_PAGES}
+    assert not {k: v for k, v in typed.items() if v}, typed
+
+
+def test_no_claims_table_is_typed_and_each_chapter_glues_its_own():
+    for md in BOOK_PAGES:
+        for line in _prose(md).splitlines():
+            if line.startswith("|"):
+                assert not re.search(r"verdict|\bclaim\b|this run|this build", line, re.IGNORECASE), (md.name, line)
+    for page, glues in CLAIMS_GLUES.items():
+        text = (REPO / "book" / page).read_text()
+        for name in glues:
+            assert f"```{{glue}} {name}\n" in text, (page, name)

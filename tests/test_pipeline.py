@@ -230,6 +230,11 @@ def test_book_builds_strict_with_the_figures(smoke, tmp_path):
     images = re.findall(r'<img[^>]+src="([^"]+\.png)"', atari)
     assert len(images) >= 4 and all((html / "book" / src).resolve().is_file() for src in images)
     assert (html / "book" / "paper.html").is_file()
+    for chapter, n_tables in (("gridworld", 2), ("atari", 1), ("table1", 1)):
+        text = (html / "book" / f"{chapter}.html").read_text()
+        tables = re.findall(r"<table[^>]*dataframe.*?</table>", text, flags=re.DOTALL)
+        claims = [t for t in tables if "<th>verdict</th>" in t and "<th>criterion</th>" in t]
+        assert len(claims) == n_tables, f"{chapter}: the claims tables are glued from the notebooks"
 
 
 def test_sweep_on_a_real_dask_cluster_stops_and_resumes(smoke):
