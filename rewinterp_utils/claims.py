@@ -56,7 +56,7 @@ def every_seed(values: Iterable[float], test: Callable[[np.ndarray], np.ndarray]
     """``yes`` if ``test`` holds for every seed, ``no`` if for none, ``mixed`` otherwise; ``says`` is the test in
     words (e.g. ``"held-out MSE below 0.1"``)."""
     ok = np.asarray(test(as_values(values)), dtype=bool)
-    return _all_some_none(ok, yes, no), f"{yes} if {says} for every seed, {no} if for none, mixed otherwise"
+    return _all_some_none(ok, yes, no), f"{yes}: {says} on every seed ({no}: on none; mixed: on some)"
 
 
 def errs_like_paper(values: Iterable[float], paper: float, true: float, tolerance: float = 0.5) -> tuple[str, str]:

@@ -27,7 +27,7 @@ import torch
 from matplotlib.figure import Figure
 
 from rewinterp_utils.envs.maze import COLOURS, FREE, Cell, draw, empty_layout
-from rewinterp_utils.plotting import show_grid, show_map
+from rewinterp_utils.plotting import BOOK_WIDTH, show_grid, show_map
 from rewinterp_utils.attribution import gradient_saliency
 
 GridName = Literal["s", "s_next"]
@@ -153,7 +153,7 @@ class RewardExplorer:
         s, s_next = self.s, self.s_next
         sal_s, sal_next = self.saliency()
         vmax = float(max(sal_s.max(), sal_next.max())) or None
-        fig = Figure(figsize=(11, 2.9), layout="constrained")
+        fig = Figure(figsize=(BOOK_WIDTH, 2.4), layout="constrained")
         axes = fig.subplots(1, 4)
         show_grid(axes[0], s, "s")
         show_grid(axes[1], s_next, "s'")

@@ -9,13 +9,27 @@ import numpy as np
 
 from rewinterp_utils.envs.maze import grid_to_rgb
 
+BOOK_WIDTH = 7.6
+"""Inches: the widest figure the book shows without shrinking it (its content column is about 780 px wide and
+figures are saved at 100 dpi), so a font of 10 pt in the figure is 10 pt on the page."""
+MIN_FONT = 9
+"""The smallest font size (pt) any figure of the book may use."""
+BOOK_STYLE = {"figure.dpi": 100, "savefig.dpi": 100, "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10,
+              "xtick.labelsize": 9, "ytick.labelsize": 9, "legend.fontsize": 9, "figure.titlesize": 11}
+"""matplotlib settings of every stage notebook (applied by :func:`book_style`)."""
+
+
+def book_style() -> None:
+    """Apply :data:`BOOK_STYLE` (``open_stage`` does it for every stage notebook)."""
+    plt.rcParams.update(BOOK_STYLE)
+
 
 def show_grid(ax: plt.Axes, grid: np.ndarray, title: str | None = None) -> None:
     """Draw a maze grid on ``ax`` with no ticks."""
     ax.imshow(grid_to_rgb(grid, 1), interpolation="nearest")
     ax.set_xticks([]), ax.set_yticks([])
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title)
 
 
 def show_map(ax: plt.Axes, values: np.ndarray, title: str | None = None, vmax: float | None = None) -> None:
@@ -24,21 +38,26 @@ def show_map(ax: plt.Axes, values: np.ndarray, title: str | None = None, vmax: f
     ax.set_xticks([]), ax.set_yticks([])
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title)
 
 
 def saliency_figure(s_next: Sequence[np.ndarray], sal_s: Sequence[np.ndarray], sal_next: Sequence[np.ndarray],
                     titles: Sequence[str]) -> plt.Figure:
-    """Figure 1 layout: one column per transition; rows s', |dR/ds|, |dR/ds'|."""
+    """Figure 1 layout: one column per transition; rows s', |dR/ds|, |dR/ds'|, each map row on one colour scale
+    (one colour bar per row), sized to the book's width."""
     n = len(s_next)
-    fig, axes = plt.subplots(3, n, figsize=(2.3 * n, 6.6), squeeze=False)
+    fig, axes = plt.subplots(3, n, figsize=(BOOK_WIDTH, 0.5 + 3 * BOOK_WIDTH / (n + 0.6)), squeeze=False,
+                             layout="constrained")
     for j in range(n):
         show_grid(axes[0, j], s_next[j], titles[j])
-        show_map(axes[1, j], sal_s[j])
-        show_map(axes[2, j], sal_next[j])
+    for row, maps in ((1, sal_s), (2, sal_next)):
+        vmax = max(float(np.max(m)) for m in maps)
+        for j in range(n):
+            im = axes[row, j].imshow(maps[j], cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest")
+            axes[row, j].set_xticks([]), axes[row, j].set_yticks([])
+        fig.colorbar(im, ax=list(axes[row]), fraction=0.02, pad=0.01)
     for i, label in enumerate(["s'", "|dR/ds|", "|dR/ds'|"]):
         axes[i, 0].set_ylabel(label)
-    fig.tight_layout()
     return fig
 
 
@@ -47,7 +66,7 @@ def curves_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, 
     """Learning curves ``{label: (timesteps, y[run, t])}``: the mean over runs in bold, a band of one standard
     deviation and (``show_runs``) every run as a thin line; the legend gives the number of ``runs``."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.5))
+        _, ax = plt.subplots(figsize=(BOOK_WIDTH * 0.7, 3.5))
     for c, (label, (t, y)) in enumerate(curves.items()):
         y = np.atleast_2d(np.asarray(y, dtype=float))
         mean = np.nanmean(y, 0)
@@ -59,8 +78,8 @@ def curves_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, 
             ax.fill_between(t, mean - std, mean + std, color=f"C{c}", alpha=0.2)
     ax.set_xlabel("timesteps")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(title)
+    ax.legend()
     return ax.figure
 
 

@@ -87,3 +87,18 @@ def test_no_claims_table_is_typed_and_each_chapter_glues_its_own():
         text = (REPO / "book" / page).read_text()
         for name in glues:
             assert f"```{{glue}} {name}\n" in text, (page, name)
+
+
+def test_notebook_code_fits_the_page():
+    """Code cells are formatted to 88 columns (notebooks/ruff.toml), so no reader scrolls sideways."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "ruff", "format", "--check", str(REPO / "notebooks")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for path in NOTEBOOKS:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code":
+                long = [line for line in cell.source.splitlines() if len(line) > 88]
+                assert not long, (path.name, long)

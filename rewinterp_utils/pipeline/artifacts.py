@@ -246,6 +246,9 @@ def open_stage(stage: str, namespace: Mapping[str, Any]) -> StageRun:
     Validates every parameter first (``ValueError`` on bad input, nothing written). Printing the returned run
     shows where the cell's artifacts go; a run with custom sizes gets a folder of its own.
     """
+    from rewinterp_utils.plotting import book_style
+
+    book_style()
     st = get_stage(stage)
     if "profile" not in namespace:
         raise ValueError(f"open_stage({stage!r}, ...) needs 'profile' in the namespace")

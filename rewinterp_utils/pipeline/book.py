@@ -37,9 +37,10 @@ def install_cell_source() -> str:
     """The first cell of every notebook: installs rewinterp in Colab when it is missing (hidden in the book)."""
     return ("# Colab: install rewinterp when it is missing (hidden in the book).\n"
             "import importlib.util, subprocess, sys\n"
+            "\n"
             "if importlib.util.find_spec(\"rewinterp_utils\") is None:\n"
-            f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"git+{repository_url()}\"],"
-            " check=True)")
+            f"    url = \"git+{repository_url()}\"\n"
+            "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", url], check=True)")
 
 
 def plain_glue_reprs(path: Path) -> None:
@@ -73,9 +74,11 @@ def book_sources(profile: str, dest: Path) -> Path:
     from rewinterp_utils.pipeline.runner import is_done
     from rewinterp_utils.pipeline.stages import STAGES
 
-    pages, missing = {}, []
+    pages, missing, overview = {}, [], set()
     for s in STAGES.values():
         for page, cell in s.pages(profile).items():
+            if s.chapter == "book":
+                overview.add(page)
             if is_done(cell):
                 pages[page] = cell.executed
             else:
@@ -93,7 +96,20 @@ def book_sources(profile: str, dest: Path) -> Path:
     for page, executed in pages.items():
         shutil.copy(executed, dest / "notebooks" / f"{page}.ipynb")
         plain_glue_reprs(dest / "notebooks" / f"{page}.ipynb")
+        if page in overview:
+            hide_injected_parameters(dest / "notebooks" / f"{page}.ipynb")
     return dest
+
+
+def hide_injected_parameters(path: Path) -> None:
+    """Tag the cell papermill injected (``injected-parameters``) ``remove-cell``: pages about the whole build show
+    their results, not their parameters."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, path)
 
 
 def build_book(profile: str, out: Path | None = None, strict: bool = True) -> Path:

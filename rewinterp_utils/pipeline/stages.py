@@ -319,6 +319,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("atari_table1", "table1", "Table 1 and the learned reward on the agents' own play", "atari_retrain",
           upstream=("atari_expert", "atari_reward_model", "atari_retrain"), metrics="atari.table1"),
     Stage("reproducing", "book", "Sizes and timings of this build", always_run=True),
+    Stage("results", "book", "Every claim and its verdict, at a glance", metrics="results", always_run=True),
 )}
 """Every stage, in an order where each comes after the stages it reads."""
 

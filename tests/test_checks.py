@@ -1,0 +1,282 @@
+"""Reward-model unit tests (rewinterp_utils.checks) on hand-built models whose behaviour is known exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rewinterp_utils.checks import (
+    KINDS,
+    Check,
+    as_reward_fn,
+    assert_checks,
+    atari_checks,
+    maze_check_inputs,
+    maze_checks,
+    run_checks,
+)
+from rewinterp_utils.envs.atari import score_box
+from rewinterp_utils.envs.maze import AGENT, GOAL, WALL
+
+AGENT_F, GOAL_F = float(AGENT), float(GOAL)
+MAZE_NAMES = ["far goal vanishes", "stepping onto the goal raises R", "far goal erased from s and s'",
+              "distant second goal"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def maze_inputs():
+    return maze_check_inputs(150, np.random.default_rng(0))
+
+
+class TrueMazeReward(nn.Module):
+    """The true reward: 1 if the agent's cell in s' was a goal cell in s."""
+
+    def forward(self, s: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
+        return ((s_next == AGENT_F) & (s == GOAL_F)).flatten(1).any(dim=1).float()
+
+
+class NoGoalVisible(nn.Module):
+    """The paper's learned rule: pays 1 when no goal is visible in s'."""
+
+    def forward(self, s: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
+        return 1.0 - (s_next == GOAL_F).flatten(1).any(dim=1).float()
+
+
+class GoalDisappeared(nn.Module):
+    """Pays 1 when fewer goals are visible in s' than in s."""
+
+    def forward(self, s: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
+        count = lambda g: (g == GOAL_F).flatten(1).sum(dim=1)  # noqa: E731
+        return (count(s_next) < count(s)).float()
+
+
+class Constant(nn.Module):
+    """Ignores its input."""
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(inputs[0]),), 0.3)
+
+
+class BoxReader(nn.Module):
+    """Reads only the score box of the last frame: its pixel sum, in units of 10 full-white pixels."""
+
+    def __init__(self, game: str) -> None:
+        super().__init__()
+        self.rows, self.cols = score_box(game).obs_slices(84, inner=False)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs[:, self.rows, self.cols, -1].flatten(1).sum(dim=1) / 2550.0
+
+
+class BoxBlind(nn.Module):
+    """A fixed random linear read-out of all four frames with the score box (all frames) zeroed."""
+
+    def __init__(self, game: str) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        weight = torch.randn(84, 84, 4, generator=g) / 84
+        rows, cols = score_box(game).obs_slices(84, inner=False)
+        weight[rows, cols, :] = 0.0
+        self.register_buffer("weight", weight)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return (obs / 255.0 * self.weight).flatten(1).sum(dim=1)
+
+
+def stacks(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 84, 84, 4), dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------------------------------- maze
+def test_maze_check_inputs_are_valid_transitions(maze_inputs):
+    s, s_next = maze_inputs
+    assert s.shape == s_next.shape == (150, 11, 11) and s.dtype == np.uint8
+    for grids in (s, s_next):
+        assert ((grids == AGENT).sum(axis=(1, 2)) == 1).all()
+        assert (grids[:, [0, -1], :] == WALL).all() and (grids[:, :, [0, -1]] == WALL).all()
+        assert ((grids[:, 1:-1, 1:-1] == WALL).sum(axis=(1, 2)) == 0).all()  # the empty maze
+    a0, a1 = np.argwhere(s == AGENT)[:, 1:], np.argwhere(s_next == AGENT)[:, 1:]
+    assert (np.abs(a0 - a1).sum(axis=1) <= 1).all()  # one step at most
+    assert ((s == GOAL).sum(axis=(1, 2)) == 1).all()  # one goal, visible in s
+    reached = np.array([s[i][tuple(a1[i])] == GOAL for i in range(150)])
+    np.testing.assert_array_equal(reached, np.arange(150) % 3 == 2)
+    again = maze_check_inputs(150, np.random.default_rng(0))
+    assert all(np.array_equal(x, y) for x, y in zip(maze_inputs, again))
+
+
+def test_true_reward_passes_the_maze_checks(maze_inputs):
+    table = assert_checks(maze_checks(), TrueMazeReward(), maze_inputs)
+    assert list(table["name"]) == MAZE_NAMES
+    assert table["passed"].all() and (table["n"] == 50).all()
+    assert table.set_index("name").loc["stepping onto the goal raises R", "effect"] == pytest.approx(1.0)
+
+
+def test_no_goal_visible_rule_fails_far_goal_vanishes(maze_inputs):
+    table = run_checks(maze_checks(), NoGoalVisible(), maze_inputs).set_index("name")
+    assert not table.loc["far goal vanishes", "passed"]
+    assert table.loc["far goal vanishes", "effect"] == pytest.approx(1.0)  # pays once the far goal is gone
+    assert not table.loc["distant second goal", "passed"]  # the paper's TwoGoals failure
+    assert table.loc["distant second goal", "effect"] == pytest.approx(-1.0)
+    assert table.loc["stepping onto the goal raises R", "passed"]
+    with pytest.raises(AssertionError, match="far goal vanishes"):
+        assert_checks(maze_checks(), NoGoalVisible(), maze_inputs)
+
+
+def test_goal_erased_from_both_separates_the_two_rules(maze_inputs):
+    table = run_checks(maze_checks(), GoalDisappeared(), maze_inputs).set_index("name")
+    assert not table.loc["far goal vanishes", "passed"]
+    assert table.loc["far goal erased from s and s'", "passed"]
+    assert table.loc["distant second goal", "passed"]
+
+
+def test_input_ignoring_model_fails_stepping_onto_goal(maze_inputs):
+    table = run_checks(maze_checks(), Constant(), maze_inputs).set_index("name")
+    row = table.loc["stepping onto the goal raises R"]
+    assert not row["passed"] and row["effect"] == 0.0 and row["n"] == 50
+    assert table.drop(index="stepping onto the goal raises R")["passed"].all()  # invariants hold trivially
+    with pytest.raises(AssertionError, match=r"'stepping onto the goal raises R' \(increases, tolerance 0.5\): "
+                                             r"effect \+0"):
+        assert_checks(maze_checks(), Constant(), maze_inputs)
+
+
+def test_maze_edits_leave_inputs_unchanged(maze_inputs):
+    copies = tuple(x.copy() for x in maze_inputs)
+    for check in maze_checks():
+        edited = check.edit(maze_inputs)
+        assert all(e.shape == x.shape for e, x in zip(edited, maze_inputs))
+    assert all(np.array_equal(x, c) for x, c in zip(maze_inputs, copies))
+
+
+def test_maze_shape_validation(maze_inputs):
+    s, s_next = maze_inputs
+    check = maze_checks()[0]
+    with pytest.raises(ValueError, match=r"expects inputs \(n, 11, 11\) and \(n, 11, 11\)"):
+        check.run(TrueMazeReward(), (s[:, :10, :10], s_next[:, :10, :10]))
+    with pytest.raises(ValueError, match="expects inputs"):
+        check.run(TrueMazeReward(), s)
+    with pytest.raises(ValueError, match="differ in length"):
+        check.run(TrueMazeReward(), (s, s_next[:5]))
+    no_agent = s.copy()
+    no_agent[0][no_agent[0] == AGENT] = 0
+    with pytest.raises(ValueError, match="exactly one AGENT"):
+        check.run(TrueMazeReward(), (no_agent, s_next))
+
+
+# -------------------------------------------------------------------------------------------------- atari
+@pytest.mark.parametrize("game", ["Breakout", "Seaquest"])
+def test_score_box_reader_fails_and_blind_model_passes(game):
+    obs = stacks(8)
+    (check,) = atari_checks(game)
+    assert check.name == "score digits change only" and check.kind == "invariant"
+    reader = check.run(BoxReader(game), obs)
+    assert not reader.passed and reader.n == 8 and reader.mean_abs_change > 0.05
+    blind = check.run(BoxBlind(game), (obs,))
+    assert blind.passed and blind.mean_abs_change == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(AssertionError, match="score digits change only"):
+        assert_checks(atari_checks(game), BoxReader(game), obs)
+
+
+def test_atari_edit_touches_only_the_last_frame_score_box():
+    obs = stacks(3)
+    (edited,) = atari_checks("Breakout")[0].edit((obs,))
+    rows, cols = score_box("Breakout").obs_slices(84, inner=False)
+    diff = edited != obs
+    assert diff[..., rows, cols, -1].any() and not diff[..., :-1].any()
+    diff[:, rows, cols, -1] = False
+    assert not diff.any()
+    np.testing.assert_array_equal(edited[1, rows, cols, -1], obs[0, rows, cols, -1])  # donor: the previous stack
+
+
+def test_atari_shape_validation():
+    with pytest.raises(ValueError, match=r"expects inputs \(n, 84, 84, 4\)"):
+        atari_checks("Breakout")[0].run(BoxBlind("Breakout"), np.zeros((2, 84, 84), np.uint8))
+    with pytest.raises(ValueError, match="supported games"):
+        atari_checks("Pong")
+
+
+# ---------------------------------------------------------------------------------------------------- API
+def shift(delta: float) -> Check:
+    return Check(f"shift {delta:+g}", lambda xs: (xs[0] + delta,), "invariant", 0.5)
+
+
+def test_kinds_judge_the_effect():
+    x = (np.zeros((4, 3)),)
+    total = lambda x: x.sum(axis=1)  # noqa: E731
+    up = lambda xs: (xs[0] + 1.0,)  # noqa: E731  (R rises by 3 per input)
+    down = lambda xs: (xs[0] - 1.0,)  # noqa: E731
+    assert Check("up", up, "increases", 2.9).run(total, x).passed
+    assert not Check("up", up, "increases", 3.1).run(total, x).passed
+    assert not Check("down", down, "increases", 0.1).run(total, x).passed
+    assert Check("down", down, "decreases", 2.9).run(total, x).passed
+    assert not Check("up", up, "decreases", 0.1).run(total, x).passed
+    res = Check("up", up, "invariant", 3.0).run(total, x)
+    assert res.passed and res.effect == 3.0 and res.mean_abs_change == 3.0 and res.n == 4
+    # invariant judges the mean absolute change, not the mean effect (+1 and -1 cancel)
+    alternate = lambda xs: (xs[0] + np.array([1.0, -1.0, 1.0, -1.0])[:, None],)  # noqa: E731
+    res = Check("alt", alternate, "invariant", 0.5).run(total, x)
+    assert res.effect == 0.0 and res.mean_abs_change == 3.0 and not res.passed
+
+
+def test_edit_that_changes_nothing_fails():
+    res = Check("noop", lambda xs: xs, "invariant", 1.0).run(lambda x: x.sum(axis=1), (np.ones((3, 2)),))
+    assert not res.passed and res.n == 0 and np.isnan(res.effect)
+    with pytest.raises(AssertionError, match="changed no input"):
+        assert_checks([Check("noop", lambda xs: xs, "invariant", 1.0)], lambda x: x.sum(axis=1), np.ones((3, 2)))
+
+
+def test_assert_checks_lists_every_failure():
+    x = np.zeros((2, 3))
+    checks = [shift(0.1), shift(1.0), shift(-2.0)]
+    with pytest.raises(AssertionError) as info:
+        assert_checks(checks, lambda x: x.sum(axis=1), x)
+    message = str(info.value)
+    assert "2 of 3" in message and "'shift +1'" in message and "'shift -2'" in message
+    assert "'shift +0.1'" not in message and "effect +3" in message and "effect -6" in message
+    table = assert_checks(checks[:1], lambda x: x.sum(axis=1), x)
+    assert list(table.columns) == ["name", "kind", "effect", "mean_abs_change", "tolerance", "passed", "n",
+                                   "description"]
+
+
+@pytest.mark.parametrize("tolerance", [0, -0.1])
+def test_bad_tolerance(tolerance):
+    with pytest.raises(ValueError, match="tolerance must be > 0"):
+        Check("bad", lambda xs: xs, "invariant", tolerance)
+
+
+def test_unknown_kind():
+    with pytest.raises(ValueError, match="valid kinds: " + ", ".join(KINDS)):
+        Check("bad", lambda xs: xs, "equal", 0.1)
+
+
+def test_reward_fn_shape_and_edit_shape_are_checked():
+    x = (np.zeros((4, 3)),)
+    with pytest.raises(ValueError, match=r"one reward per input, shape \(4,\)"):
+        shift(1.0).run(lambda x: x, x)
+    with pytest.raises(ValueError, match="changed the shapes"):
+        Check("crop", lambda xs: (xs[0][:, :2],), "invariant", 0.1).run(lambda x: x.sum(axis=1), x)
+
+
+def test_as_reward_fn_no_grad_float32_eval():
+    seen = {}
+
+    class Probe(nn.Module):
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            seen.update(dtype=(a.dtype, b.dtype), grad=torch.is_grad_enabled(), training=self.training)
+            return a.flatten(1).sum(dim=1) - b.flatten(1).sum(dim=1)
+
+    model = Probe().train()
+    fn = as_reward_fn(model, batch_size=3)
+    a, b = np.ones((7, 2, 2), np.uint8), np.zeros((7, 2, 2), np.uint8)
+    out = fn(a, b)
+    assert out.shape == (7,) and out.dtype == np.float64 and (out == 4.0).all()
+    assert seen == {"dtype": (torch.float32, torch.float32), "grad": False, "training": False}

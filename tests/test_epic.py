@@ -1,0 +1,416 @@
+"""EPIC distance on the maze's finite transition set, checked against independent oracles: the gym maze's own
+dynamics, hand-computed Pearson distances, a hand-written value iteration, the EPIC paper's closed form on a
+fully connected chain, and the invariances (shaping, positive scale) EPIC is built to have."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import rewinterp_utils  # noqa: F401  (registers the maze ids)
+from rewinterp_utils import epic
+from rewinterp_utils.envs.maze import AGENT, COINFLIP, GOAL, TWOGOALS, WALL, draw, empty_layout
+from rewinterp_utils.reward_models import MazeRewardMLP
+
+GAMMA = 0.97
+N, S, W, E = 0, 1, 2, 3
+
+
+@pytest.fixture(scope="module")
+def tr() -> dict:
+    return epic.maze_transitions()
+
+
+def shaped(reward: np.ndarray, tr: dict, phi: np.ndarray, k: float, gamma: float) -> np.ndarray:
+    """``k * R + gamma * Phi(s') - Phi(s)``."""
+    return k * reward + gamma * phi[tr["next_state_id"]] - phi[tr["state_id"]]
+
+
+def random_potential(tr: dict, rng: np.random.Generator, scale: float = 3.0) -> np.ndarray:
+    """A random potential over the state table, 0 at terminal states (episodic shaping)."""
+    phi = rng.normal(scale=scale, size=len(tr["states"]))
+    phi[tr["terminal"]] = 0.0
+    return phi
+
+
+def full_support_coverage(tr: dict, rng: np.random.Generator) -> np.ndarray:
+    return rng.uniform(0.05, 1.0, size=len(tr["reward"])) ** 3
+
+
+def agent_of(grid: np.ndarray) -> tuple[int, int]:
+    return tuple(int(v) for v in np.argwhere(grid == AGENT)[0])
+
+
+# -- the transition set ---------------------------------------------------------------------------------
+def test_maze_transitions_shapes_and_semantics(tr):
+    n = 2 * 80 * 4  # two goal layouts x 80 free non-goal agent cells x 4 actions
+    assert tr["s"].shape == tr["s_next"].shape == (n, 11, 11) and tr["s"].dtype == tr["s_next"].dtype == np.uint8
+    assert tr["reward"].shape == (n,) and tr["reward"].dtype == np.float32
+    assert tr["state_id"].shape == tr["next_state_id"].shape == (n,)
+    assert tr["states"].shape == (162, 11, 11) and tr["states"].dtype == np.uint8
+    np.testing.assert_array_equal(tr["states"][tr["state_id"]], tr["s"])
+    np.testing.assert_array_equal(tr["states"][tr["next_state_id"]], tr["s_next"])
+    assert len(np.unique(tr["states"].reshape(len(tr["states"]), -1), axis=0)) == len(tr["states"])
+    # four goal-entering transitions (from beside each corner), all of them terminal, none from a goal cell
+    assert tr["reward"].sum() == 4 and (tr["done"] == (tr["reward"] == 1)).all()
+    assert (tr["s"] == GOAL).any(axis=(1, 2)).all(), "every s shows its goal (no agent on one)"
+    # terminal states: exactly the two 'agent on the goal' grids (no goal visible), never a start state
+    assert tr["terminal"].sum() == 2
+    for grid in tr["states"][tr["terminal"]]:
+        assert not (grid == GOAL).any() and agent_of(grid) in ((1, 1), (9, 9))
+    assert not np.isin(np.flatnonzero(tr["terminal"]), tr["state_id"]).any()
+    assert tr["terminal"][tr["next_state_id"][tr["reward"] == 1]].all()
+    assert sorted(map(int, np.unique(tr["action"], return_counts=True)[1])) == [160] * 4
+
+
+def test_maze_transitions_match_the_gym_env(tr):
+    """Every enumerated transition replayed in the registered env via its documented ``set_state``."""
+    env = gym.make(COINFLIP).unwrapped
+    env.reset(seed=0)
+    for t in range(len(tr["reward"])):
+        goals = [tuple(map(int, g)) for g in tr["goals"][tr["layout_id"][t]]]
+        obs = env.set_state(tuple(map(int, tr["agent"][t])), goals)
+        np.testing.assert_array_equal(obs, tr["s"][t])
+        nxt, reward, terminated, truncated, _ = env.step(int(tr["action"][t]))
+        np.testing.assert_array_equal(nxt, tr["s_next"][t])
+        assert reward == tr["reward"][t] and terminated == tr["done"][t] and not truncated
+
+
+def _find(tr, agent, goals, action) -> int:
+    s = draw(empty_layout(), agent, goals)
+    hits = [t for t in np.flatnonzero(tr["action"] == action) if (tr["s"][t] == s).all()]
+    assert len(hits) == 1, (agent, goals, action, hits)
+    return hits[0]
+
+
+def test_hand_written_transitions(tr):
+    t = _find(tr, (1, 2), [(1, 1)], W)  # step west onto the goal: it disappears under the agent, reward 1
+    assert agent_of(tr["s_next"][t]) == (1, 1) and not (tr["s_next"][t] == GOAL).any()
+    assert tr["reward"][t] == 1 and tr["done"][t] and tr["terminal"][tr["next_state_id"][t]]
+    t = _find(tr, (2, 1), [(1, 1)], N)
+    assert agent_of(tr["s_next"][t]) == (1, 1) and tr["reward"][t] == 1
+    t = _find(tr, (1, 1), [(9, 9)], N)  # bump into the top wall: stay, the far goal still visible, reward 0
+    assert (tr["s_next"][t] == tr["s"][t]).all() and tr["s_next"][t][9, 9] == GOAL and tr["reward"][t] == 0
+    t = _find(tr, (9, 8), [(1, 1)], E)  # (9, 9) is not a goal in this layout
+    assert agent_of(tr["s_next"][t]) == (9, 9) and tr["reward"][t] == 0 and not tr["done"][t]
+    t = _find(tr, (5, 5), [(9, 9)], S)
+    assert agent_of(tr["s_next"][t]) == (6, 5) and tr["s_next"][t][9, 9] == GOAL and tr["reward"][t] == 0
+    # an agent standing on the goal has ended its episode: no transition starts there
+    on_goal = draw(empty_layout(), (1, 1), [(1, 1)])
+    assert not (tr["s"] == on_goal).all(axis=(1, 2)).any()
+
+
+def test_other_goal_layouts_and_walled_maze():
+    two = epic.maze_transitions(TWOGOALS)
+    assert len(two["reward"]) == 79 * 4 and two["reward"].sum() == 4 and two["terminal"].sum() == 2
+    assert ((two["s"] == GOAL).sum(axis=(1, 2)) == 2).all()
+    assert len(epic.maze_transitions(COINFLIP, goal_layouts="fixed")["reward"]) == 80 * 4
+    walled = epic.maze_transitions("Maze-10x10-CoinFlipGoal-v3")
+    n_free = int((walled["s"][0] != WALL).sum())  # agent and goal cells are free cells too
+    assert len(walled["reward"]) == 2 * (n_free - 1) * 4
+    env = gym.make("Maze-10x10-CoinFlipGoal-v3").unwrapped
+    env.reset(seed=0)
+    for t in range(0, len(walled["reward"]), 7):
+        env.set_state(tuple(map(int, walled["agent"][t])), [tuple(map(int, g)) for g in
+                                                            walled["goals"][walled["layout_id"][t]]])
+        nxt, reward, *_ = env.step(int(walled["action"][t]))
+        np.testing.assert_array_equal(nxt, walled["s_next"][t])
+        assert reward == walled["reward"][t]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"goal_layouts": "three"}, "goal_layouts"),
+    ({"env_id": "EmptyMaze-10x10-CoinFlipGoal-NonTerminating-v3"}, "env_id"),
+    ({"env_id": "EmptyMaze-10x10-RandomGoal-v3"}, "env_id"),
+    ({"env_id": "CartPole-v1"}, "unknown maze env id"),
+])
+def test_maze_transitions_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        epic.maze_transitions(**kwargs)
+
+
+# -- Pearson, MSE, Spearman ----------------------------------------------------------------------------
+def test_pearson_distance_by_hand():
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 2.0])
+    # centred: (-1, 0, 1), (-1, 1, 0); cov 1/3, variances 2/3: rho = 1/2, distance sqrt(1/4)
+    assert epic.pearson_distance(a, b) == pytest.approx(0.5, abs=1e-12)
+    # weights (1/2, 1/4, 1/4): means 1.75; cov 0.4375, variances 0.6875: rho = 7/11, distance sqrt(2/11)
+    assert epic.pearson_distance(a, b, np.array([2.0, 1.0, 1.0])) == pytest.approx(math.sqrt(2 / 11), abs=1e-12)
+    assert epic.pearson_distance(a, b, np.array([1.0, 1.0, 0.0])) == pytest.approx(0.0, abs=1e-7)
+    assert epic.pearson_distance(a, -a) == pytest.approx(1.0, abs=1e-12)
+    assert epic.pearson_distance(a, 5 * a + 2) == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError, match="variance"):
+        epic.pearson_distance(a, np.ones(3))
+    with pytest.raises(ValueError, match="weights"):
+        epic.pearson_distance(a, b, np.array([1.0, -1.0, 1.0]))
+
+
+def test_mse_and_spearman():
+    a, b = np.array([0.0, 1.0, 3.0, 2.0]), np.array([0.0, 2.0, 5.0, 1.0])
+    assert epic.mse(a, b) == pytest.approx((0 + 1 + 4 + 1) / 4)
+    assert epic.mse(a, b, np.array([0.0, 1.0, 0.0, 1.0])) == pytest.approx(1.0)
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=30), rng.normal(size=30)
+    y[:5] = x[:5]
+    x[10:13] = 0.0  # ties
+    assert epic.spearman(x, y) == pytest.approx(spearmanr(x, y).statistic)
+    assert epic.spearman(x, y, np.ones(30)) == pytest.approx(spearmanr(x, y).statistic)
+    assert epic.spearman(x, np.exp(x), rng.uniform(0.1, 1, 30)) == pytest.approx(1.0)
+
+
+# -- canonicalisation against independent oracles -------------------------------------------------------
+def value_iteration(reward: np.ndarray, tr: dict, w: np.ndarray, gamma: float, sweeps: int = 3000) -> np.ndarray:
+    """V(x) = sum over covered transitions leaving x of w/W(x) * (R + gamma V(s')), by plain loops; 0 elsewhere."""
+    leaving: dict[int, list[int]] = {}
+    for t in range(len(reward)):
+        if w[t] > 0:
+            leaving.setdefault(int(tr["state_id"][t]), []).append(t)
+    v = np.zeros(len(tr["states"]))
+    for _ in range(sweeps):
+        new = np.zeros_like(v)
+        for x, ts in leaving.items():
+            total = sum(w[t] for t in ts)
+            new[x] = sum(w[t] / total * (reward[t] + gamma * v[tr["next_state_id"][t]]) for t in ts)
+        if np.abs(new - v).max() < 1e-13:
+            return new
+        v = new
+    return v
+
+
+@pytest.mark.parametrize("gamma", [0.5, GAMMA])
+def test_canonicalize_matches_value_iteration(tr, gamma):
+    rng = np.random.default_rng(1)
+    reward = rng.normal(size=len(tr["reward"]))
+    w = full_support_coverage(tr, rng)
+    v = value_iteration(reward, tr, w, gamma, sweeps=200 if gamma == 0.5 else 3000)
+    expected = reward + gamma * v[tr["next_state_id"]] - v[tr["state_id"]]
+    np.testing.assert_allclose(epic.canonicalize(reward, tr, w, gamma), expected, atol=1e-8)
+
+
+def test_canonicalize_reduces_to_the_epic_paper_formula_on_a_fully_connected_chain():
+    """Every state leads to every state (one action): the paper's C(R) = R + g m(s') - m(s) - g E[m]."""
+    rng = np.random.default_rng(2)
+    n = 5
+    sid, nsid = np.repeat(np.arange(n), n), np.tile(np.arange(n), n)
+    tr = {"state_id": sid, "next_state_id": nsid, "states": np.zeros((n, 1, 1), np.uint8)}
+    reward = rng.normal(size=n * n)
+    m = reward.reshape(n, n).mean(axis=1)  # E over A, S' (uniform) of R(x, A, S')
+    paper = reward + GAMMA * m[nsid] - m[sid] - GAMMA * m.mean()
+    np.testing.assert_allclose(epic.canonicalize(reward, tr, "uniform", GAMMA), paper, atol=1e-12)
+
+
+# -- invariances --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("coverage_kind", ["uniform", "random"])
+@pytest.mark.parametrize("gamma", [0.5, GAMMA])
+def test_shaping_and_scale_invariance_true_reward(tr, coverage_kind, gamma):
+    rng = np.random.default_rng(3)
+    cov = "uniform" if coverage_kind == "uniform" else full_support_coverage(tr, rng)
+    true = tr["reward"].astype(np.float64)
+    for k in (0.01, 1.0, 2.5, 40.0):
+        other = shaped(true, tr, random_potential(tr, rng), k, gamma)
+        assert epic.epic_distance(true, other, tr, cov, gamma) < 1e-6
+        assert epic.epic_distance(other, true, tr, cov, gamma) < 1e-6
+
+
+@pytest.mark.parametrize("gamma", [0.5, GAMMA, 1.0])
+def test_shaping_and_scale_invariance_random_rewards(tr, gamma):
+    rng = np.random.default_rng(4)
+    for coverage in ("uniform", full_support_coverage(tr, rng)):
+        for _ in range(5):
+            reward = rng.normal(size=len(tr["reward"]))
+            other = shaped(reward, tr, random_potential(tr, rng, scale=10.0), rng.uniform(0.1, 10), gamma)
+            assert epic.epic_distance(reward, other, tr, coverage, gamma) < 1e-6
+
+
+def test_shaping_hides_from_epic_not_from_mse(tr):
+    rng = np.random.default_rng(5)
+    true = tr["reward"].astype(np.float64)
+    other = shaped(true, tr, random_potential(tr, rng, scale=1.0), 1.0, GAMMA)
+    assert epic.mse(true, other) > 0.01
+    assert epic.spearman(true, other) < 0.9
+    assert epic.epic_distance(true, other, tr) < 1e-6
+
+
+def test_shaping_through_callables_and_torch(tr):
+    """The same invariance with rewards given as functions of the grids (numpy and torch outputs)."""
+    rng = np.random.default_rng(6)
+    table = {grid.tobytes(): float(p) for grid, p in zip(tr["states"], random_potential(tr, rng))}
+
+    def phi(grids: np.ndarray) -> np.ndarray:
+        return np.array([table[g.astype(np.uint8).tobytes()] for g in grids])
+
+    def true_reward(s: np.ndarray, s_next: np.ndarray) -> np.ndarray:
+        """1 when s' puts the agent on a cell that was a goal in s."""
+        return np.array([float(a[tuple(np.argwhere(b == AGENT)[0])] == GOAL) for a, b in zip(s, s_next)])
+
+    def shaped_torch(s, s_next):
+        return torch.as_tensor(3.0 * true_reward(s, s_next) + GAMMA * phi(s_next) - phi(s))
+
+    np.testing.assert_array_equal(epic.evaluate_reward(true_reward, tr), tr["reward"])
+    assert epic.epic_distance(true_reward, shaped_torch, tr) < 1e-6
+    assert epic.epic_distance(tr["reward"], shaped_torch, tr, full_support_coverage(tr, rng)) < 1e-6
+
+
+def test_terminal_potentials_and_constants(tr):
+    """What is *not* an invariance here, and why: the goal reward is itself a shaping with Phi(goal) = 1/gamma,
+    and a constant (living) reward is a negative multiple of the goal reward up to episodic shaping."""
+    true = tr["reward"].astype(np.float64)
+    phi = np.zeros(len(tr["states"]))
+    phi[tr["terminal"]] = 1 / GAMMA
+    np.testing.assert_allclose(shaped(np.zeros_like(true), tr, phi, 1.0, GAMMA), true, atol=1e-12)
+    assert epic.epic_distance(true, -np.ones_like(true), tr) < 1e-6
+    assert epic.epic_distance(true, np.ones_like(true), tr) > 1 - 1e-6
+    rng = np.random.default_rng(7)
+    reward = rng.normal(size=len(true))
+    phi = rng.normal(size=len(tr["states"]))  # non-zero at terminal states
+    assert epic.epic_distance(reward, shaped(reward, tr, phi, 1.0, GAMMA), tr) > 1e-3
+
+
+# -- metric properties -------------------------------------------------------------------------------
+def test_symmetry_bounds_and_triangle_inequality(tr):
+    rng = np.random.default_rng(8)
+    n = len(tr["reward"])
+    for coverage in ("uniform", full_support_coverage(tr, rng)):
+        canon = [epic.canonicalize(rng.normal(size=n) * rng.uniform(0.1, 5), tr, coverage, GAMMA) for _ in range(12)]
+        w = epic.coverage_weights(coverage, tr)
+        d = np.array([[epic.pearson_distance(a, b, w) for b in canon] for a in canon])
+        np.testing.assert_allclose(d, d.T, atol=1e-12)
+        assert (d >= 0).all() and (d <= 1).all() and np.allclose(np.diag(d), 0, atol=1e-7)
+        # every ordered triple of 12 rewards (1,728) satisfies the triangle inequality
+        assert (d[:, None, :] <= d[:, :, None] + d[None, :, :] + 1e-12).all()
+    for _ in range(50):
+        a, b, c = (rng.normal(size=n) for _ in range(3))
+        ab, bc, ac = (epic.epic_distance(x, y, tr) for x, y in ((a, b), (b, c), (a, c)))
+        assert ac <= ab + bc + 1e-12
+        assert epic.epic_distance(b, a, tr) == pytest.approx(ab, abs=1e-12)
+        assert 0.0 <= ab <= 1.0
+
+
+def test_opposite_reward_is_at_distance_one(tr):
+    rng = np.random.default_rng(9)
+    true = tr["reward"].astype(np.float64)
+    assert epic.epic_distance(true, -true, tr) == pytest.approx(1.0, abs=1e-6)
+    assert epic.epic_distance(true, -true, tr, full_support_coverage(tr, rng)) == pytest.approx(1.0, abs=1e-6)
+    r = rng.normal(size=len(true))
+    assert epic.epic_distance(r, -2 * r, tr) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_torch_module_is_evaluated_without_grad_and_keeps_its_mode(tr):
+    torch.manual_seed(0)
+    model = MazeRewardMLP(hidden=16).train()
+    r = epic.evaluate_reward(model, tr)
+    with torch.no_grad():
+        expected = model(torch.as_tensor(tr["s"], dtype=torch.float32),
+                         torch.as_tensor(tr["s_next"], dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(r, expected, rtol=1e-6)
+    assert model.training
+    d = epic.epic_distance(tr["reward"], model, tr)
+    assert 0.0 <= d <= 1.0 and epic.epic_distance(model, model, tr) < 1e-6
+
+
+# -- coverage from observed transitions ---------------------------------------------------------------
+def test_visitation_coverage(tr):
+    picks = [_find(tr, (5, 5), [(9, 9)], S), _find(tr, (5, 5), [(9, 9)], S), _find(tr, (1, 2), [(1, 1)], W)]
+    cov = epic.visitation_coverage(tr["s"][picks], tr["s_next"][picks], tr)
+    assert cov.shape == tr["reward"].shape and cov.sum() == pytest.approx(1.0)
+    assert cov[picks[0]] == pytest.approx(2 / 3) and cov[picks[2]] == pytest.approx(1 / 3)
+    assert (cov > 0).sum() == 2
+    # a wall bump in a corner: two actions leave the agent in place, the count is split unless actions say which
+    north, west = _find(tr, (1, 1), [(9, 9)], N), _find(tr, (1, 1), [(9, 9)], W)
+    cov = epic.visitation_coverage(tr["s"][[north]], tr["s_next"][[north]], tr)
+    assert cov[north] == pytest.approx(0.5) and cov[west] == pytest.approx(0.5)
+    cov = epic.visitation_coverage(tr["s"][[north]], tr["s_next"][[north]], tr, actions=np.array([N]))
+    assert cov[north] == pytest.approx(1.0)
+    teleport = draw(empty_layout(), (5, 5), [(9, 9)]), draw(empty_layout(), (7, 7), [(9, 9)])
+    with pytest.raises(ValueError, match="not a transition"):
+        epic.visitation_coverage(teleport[0][None], teleport[1][None], tr)
+
+
+def test_expert_visitation_coverage_gives_a_finite_distance(tr):
+    """Coverage from whole episodes of a goal-seeking walk is closed (every s' is terminal or the next s)."""
+    env = gym.make(COINFLIP)
+    rng = np.random.default_rng(10)
+    s, s_next = [], []
+    for ep in range(10):
+        obs, _ = env.reset(seed=ep)
+        done = False
+        while not done:
+            agent, goal = np.argwhere(obs == AGENT)[0], np.argwhere(obs == GOAL)[0]
+            moves = [a for a, ok in ((N, goal[0] < agent[0]), (S, goal[0] > agent[0]), (W, goal[1] < agent[1]),
+                                     (E, goal[1] > agent[1])) if ok]
+            action = int(rng.integers(4)) if rng.random() < 0.3 else int(rng.choice(moves))
+            nxt, _, terminated, truncated, _ = env.step(action)
+            s.append(obs)
+            s_next.append(nxt)
+            obs, done = nxt, terminated or truncated
+    cov = epic.visitation_coverage(np.array(s), np.array(s_next), tr)
+    true = tr["reward"].astype(np.float64)
+    other = shaped(true, tr, random_potential(tr, rng), 2.0, GAMMA)
+    assert epic.epic_distance(true, other, tr, cov) < 1e-6
+    assert epic.epic_distance(true, -true, tr, cov) == pytest.approx(1.0, abs=1e-6)
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+def test_bad_rewards(tr):
+    n = len(tr["reward"])
+    good = tr["reward"]
+    for bad, match in [
+        (lambda s, s_next: np.zeros(n - 1), r"reward_a must give one reward per transition, shape \(640,\)"),
+        (lambda s, s_next: np.zeros((n, 1)), "shape"),
+        (lambda s, s_next: np.full(n, np.nan), "reward_a must give finite rewards"),
+        (lambda s, s_next: torch.full((n,), float("inf")), "finite"),
+        (np.zeros(3), "shape"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            epic.epic_distance(bad, good, tr)
+    with pytest.raises(ValueError, match="reward_b"):
+        epic.epic_distance(good, lambda s, s_next: np.zeros(2), tr)
+
+    class Wide(nn.Module):
+        def forward(self, s, s_next):
+            return torch.zeros(len(s), 2)
+
+    with pytest.raises(ValueError, match="reward_b must return one reward per transition"):
+        epic.epic_distance(good, Wide(), tr)
+    # a reward that is pure episodic shaping is equivalent to no reward: the distance is undefined
+    phi = random_potential(tr, np.random.default_rng(11))
+    with pytest.raises(ValueError, match="reward_b is equivalent to a zero reward"):
+        epic.epic_distance(good, shaped(np.zeros(n), tr, phi, 1.0, GAMMA), tr)
+
+
+def test_bad_coverage(tr):
+    n = len(tr["reward"])
+    good = tr["reward"]
+    for cov, match in [
+        ("expert", "coverage must be 'uniform' or an array"),
+        (np.ones(n - 1), r"coverage must have one weight per transition, shape \(640,\)"),
+        (np.where(np.arange(n) == 0, -1.0, 1.0), r"coverage must be finite and non-negative .*\[0, inf\)"),
+        (np.full(n, np.nan), "non-negative"),
+        (np.zeros(n), r"coverage must have a positive total \(sum > 0\)"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            epic.epic_distance(good, -good, tr, cov)
+    # mass only on (5,5) -> (6,5): the next state's leaving transitions carry no mass
+    only = np.zeros(n)
+    only[_find(tr, (5, 5), [(9, 9)], S)] = 1.0
+    with pytest.raises(ValueError, match="coverage must put positive mass on some transition leaving every"):
+        epic.epic_distance(good, -good, tr, only)
+
+
+def test_bad_gamma(tr):
+    good = tr["reward"]
+    for gamma in (0.0, -0.1, 1.5, float("nan"), "0.9"):
+        with pytest.raises(ValueError, match=r"gamma must be in \(0, 1\]"):
+            epic.epic_distance(good, -good, tr, gamma=gamma)
+    # gamma = 1 with coverage on a wall bump only: the chain never ends, the undiscounted value is undefined
+    bump = np.zeros(len(good))
+    bump[_find(tr, (1, 1), [(9, 9)], N)] = 1.0
+    with pytest.raises(ValueError, match="gamma must be < 1 for this coverage"):
+        epic.canonicalize(np.ones(len(good)), tr, bump, 1.0)

@@ -1,0 +1,315 @@
+"""Saliency sanity checks (rewinterp_utils.sanity, after Adebayo et al. 2018): layer randomisation, similarity
+measures, the model-randomisation verdict on a trained maze model, and the bootstrap interval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.ndimage import sobel
+from torch import nn
+
+from rewinterp_utils.envs.maze import ACTIONS, FREE, WALL, draw, empty_layout
+from rewinterp_utils.reward_models import AtariRewardCNN, MazeRewardMLP
+from rewinterp_utils.sanity import (
+    ATARI_METHODS,
+    MAZE_METHODS,
+    atari_attribution,
+    bootstrap_share,
+    cascading_randomisation,
+    data_randomisation_compare,
+    maze_attribution,
+    parametric_layers,
+    randomisation_curve,
+    randomise,
+    rank_correlation,
+    sanity_verdict,
+    ssim,
+)
+
+MAZE_LAYERS = ["net.5", "net.3", "net.1"]
+ATARI_LAYERS = ["head", "features.linear.0", "features.cnn.4", "features.cnn.2", "features.cnn.0"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def transitions(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One-goal transitions on the empty maze, built with numpy; reward 1 iff the agent entered the goal.
+    About 40% start next to the goal, so about 10% are rewarded."""
+    layout = empty_layout()
+    cells = [tuple(map(int, c)) for c in np.argwhere(layout == FREE)]
+    moves = list(ACTIONS.values())
+    s, s_next = np.empty((2, n, 11, 11), dtype=np.uint8)
+    r = np.zeros(n, dtype=np.float32)
+    for i in range(n):
+        goal = cells[rng.integers(len(cells))]
+        d = moves[rng.integers(4)]
+        agent = (goal[0] - d[0], goal[1] - d[1])
+        if rng.random() >= 0.4 or layout[agent] == WALL:
+            agent = goal
+            while agent == goal:
+                agent = cells[rng.integers(len(cells))]
+        d = moves[rng.integers(4)]
+        nxt = (agent[0] + d[0], agent[1] + d[1])
+        nxt = agent if layout[nxt] == WALL else nxt
+        s[i], s_next[i], r[i] = draw(layout, agent, [goal]), draw(layout, nxt, [goal]), float(nxt == goal)
+    return s, s_next, r
+
+
+@pytest.fixture(scope="module")
+def trained_maze():
+    """A MazeRewardMLP regressed on 4000 synthetic transitions (a few seconds), and 32 held-out inputs."""
+    s, s_next, r = transitions(4000, np.random.default_rng(0))
+    torch.manual_seed(0)
+    model = MazeRewardMLP()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    S, N, R = (torch.as_tensor(x, dtype=torch.float32) for x in (s, s_next, r))
+    for _ in range(40):
+        perm = torch.randperm(len(S))
+        for i in range(0, len(S), 128):
+            b = perm[i:i + 128]
+            loss = ((model(S[b], N[b]) - R[b]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    ts, tn, tr = transitions(300, np.random.default_rng(1))
+    with torch.no_grad():
+        pred = model(torch.as_tensor(ts).float(), torch.as_tensor(tn).float()).numpy()
+    assert ((pred > 0.5) == (tr > 0.5)).mean() > 0.98  # it learned the reward
+    return model.eval(), (ts[:32], tn[:32])
+
+
+class TinyAtari(nn.Module):
+    """A small CNN on channels-last (N, 84, 84, 4) stacks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 8, stride=8)
+        self.head = nn.Linear(4 * 10 * 10, 1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.float().permute(0, 3, 1, 2) / 255.0
+        return self.head(torch.tanh(self.conv(x)).flatten(1)).squeeze(-1)
+
+
+def stacks(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 84, 84, 4), dtype=np.uint8)
+
+
+# ------------------------------------------------------------------------------------------ randomisation
+def test_parametric_layers_order_output_to_input():
+    assert parametric_layers(MazeRewardMLP()) == MAZE_LAYERS
+    assert parametric_layers(AtariRewardCNN()) == ATARI_LAYERS
+    assert parametric_layers(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))) == ["2", "0"]
+
+
+def _params(model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
+    return {name: {k: v.detach().clone() for k, v in m.named_parameters(recurse=False)}
+            for name, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))}
+
+
+def _changed(a: nn.Module, b: nn.Module) -> set[str]:
+    pa, pb = _params(a), _params(b)
+    return {name for name in pa if any(not torch.equal(pa[name][k], pb[name][k]) for k in pa[name])}
+
+
+@pytest.mark.parametrize("layers", [["net.3"], ["net.5", "net.1"], MAZE_LAYERS])
+def test_randomise_changes_exactly_the_named_layers(layers):
+    torch.manual_seed(0)
+    model = MazeRewardMLP()
+    before = _params(model)
+    rng_state = torch.random.get_rng_state()
+    out = randomise(model, layers, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), rng_state)  # the global RNG is left alone
+    assert _changed(model, out) == set(layers)
+    assert all(torch.equal(v, before[n][k]) for n, p in _params(model).items() for k, v in p.items())  # original kept
+    every_param_changed = [not torch.equal(p, q) for n in layers for p, q in
+                           zip(dict(model.named_modules())[n].parameters(), dict(out.named_modules())[n].parameters())]
+    assert all(every_param_changed)  # weights and biases
+    s = torch.randint(0, 4, (5, 11, 11)).float()
+    with torch.no_grad():
+        assert not torch.allclose(model(s, s), out(s, s))
+    again = randomise(model, layers, seed=3)
+    assert _changed(out, again) == set()  # same seed, same weights
+    assert _changed(out, randomise(model, layers, seed=4)) == set(layers)
+
+
+def test_randomise_atari_layers():
+    model = AtariRewardCNN().eval()
+    out = randomise(model, ["head", "features.cnn.2"], seed=0)
+    assert _changed(model, out) == {"head", "features.cnn.2"}
+    assert not out.training
+    obs = torch.as_tensor(stacks(2))
+    with torch.no_grad():
+        assert not torch.allclose(model(obs), out(obs))
+
+
+def test_randomise_unknown_layer():
+    with pytest.raises(ValueError, match="valid layers.*net.5, net.3, net.1"):
+        randomise(MazeRewardMLP(), ["net.2"], seed=0)
+    with pytest.raises(ValueError, match="unknown layer"):
+        randomise(MazeRewardMLP(), ["net.1", "head"], seed=0)
+
+
+def test_cascading_randomisation_is_cumulative_from_the_output():
+    model = MazeRewardMLP()
+    seen = []
+
+    def record(m, inputs):
+        seen.append(m)
+        return np.zeros((len(inputs[0]), 2, 11, 11))
+
+    s = np.zeros((3, 11, 11))
+    steps = cascading_randomisation(model, record, (s, s), seed=1)
+    assert [name for name, _ in steps] == ["trained", *MAZE_LAYERS]
+    assert seen[0] is model
+    for k, m in enumerate(seen):
+        assert _changed(model, m) == set(MAZE_LAYERS[:k])
+    # a layer keeps the same random weights once randomised
+    assert not _changed(seen[1], seen[3]) & {"net.5"}
+    assert all(maps.shape == (3, 2, 11, 11) for _, maps in steps)
+
+
+# --------------------------------------------------------------------------------------------- similarity
+def test_rank_correlation_self_and_independent():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(4, 84, 84)), rng.normal(size=(4, 84, 84))
+    assert rank_correlation(a, a) == pytest.approx(1.0)
+    assert rank_correlation(a, -a) == pytest.approx(1.0)  # absolute maps
+    assert abs(rank_correlation(a, b)) < 0.1
+    assert rank_correlation(np.abs(a), np.abs(a) ** 3 + 1) == pytest.approx(1.0)  # ranks only
+    # constant maps: 1 against another constant map, 0 against any ranking
+    assert rank_correlation(np.zeros((2, 5, 5)), np.ones((2, 5, 5))) == 1.0
+    assert rank_correlation(np.zeros((2, 5, 5)), a[:2, :5, :5]) == 0.0
+
+
+def test_ssim_self_scale_and_independent():
+    rng = np.random.default_rng(0)
+    a, b = rng.random((3, 84, 84)), rng.random((3, 84, 84))
+    assert ssim(a, a) == pytest.approx(1.0)
+    assert ssim(a, 7 * a) == pytest.approx(1.0)  # each map normalised by its max
+    assert ssim(a, -a) == pytest.approx(1.0)  # absolute maps
+    assert ssim(a, b) < 0.2
+
+
+def test_ssim_slices():
+    rng = np.random.default_rng(1)
+    # maze pairs (n, 2, 11, 11): one SSIM per grid, averaged; every slice's max is 1, so normalising the whole
+    # map and normalising each slice agree
+    a, b = rng.random((3, 2, 11, 11)), rng.random((3, 2, 11, 11))
+    a[:, :, 0, 0] = b[:, :, 0, 0] = 1.0
+    b[:, 0] = a[:, 0]
+    assert ssim(a, b) == pytest.approx(np.mean([1.0, ssim(a[:, 1], b[:, 1])]))
+    assert ssim(a[:, 1], b[:, 1]) < 0.2
+    # the whole map shares one scale: halving the s' maps of b makes them differ from b's (no per-slice rescaling)
+    half = b.copy()
+    half[:, 1] *= 0.5
+    assert ssim(b[:, 1], half[:, 1]) == pytest.approx(1.0) and ssim(b, half) < 0.99
+    # channels-last stacks (n, 84, 84, 4): one SSIM per frame
+    x, y = rng.random((2, 84, 84, 4)), rng.random((2, 84, 84, 4))
+    x[:, 0, 0, :] = y[:, 0, 0, :] = 1.0
+    y[..., 1] = x[..., 1]
+    frames = [ssim(x[..., k], y[..., k]) for k in range(4)]
+    assert ssim(x, y) == pytest.approx(np.mean(frames))
+    assert frames[1] == pytest.approx(1.0) and max(frames[0], frames[2], frames[3]) < 0.2
+
+
+def test_similarity_bad_shapes():
+    with pytest.raises(ValueError, match="same shape"):
+        rank_correlation(np.zeros((2, 5, 5)), np.zeros((2, 5, 4)))
+    with pytest.raises(ValueError, match="at least 3 axes"):
+        ssim(np.zeros((5, 5)), np.zeros((5, 5)))
+
+
+def test_data_randomisation_compare():
+    rng = np.random.default_rng(0)
+    a = rng.random((2, 84, 84))
+    assert data_randomisation_compare(a, a) == pytest.approx({"rank_corr": 1.0, "ssim": 1.0})
+    out = data_randomisation_compare(a, rng.random((2, 84, 84)))
+    assert set(out) == {"rank_corr", "ssim"} and out["rank_corr"] < 0.1
+
+
+# ------------------------------------------------------------------------------------------------ verdict
+def test_gradient_passes_and_edge_fails_on_trained_maze_model(trained_maze):
+    model, inputs = trained_maze
+    grad = randomisation_curve(model, maze_attribution("gradient"), inputs, seed=0)
+    assert list(grad.columns) == ["step", "layer", "rank_corr", "ssim"]
+    assert list(grad["layer"]) == ["trained", *MAZE_LAYERS] and list(grad["step"]) == [0, 1, 2, 3]
+    assert grad.loc[0, "rank_corr"] == pytest.approx(1.0) and grad.loc[0, "ssim"] == pytest.approx(1.0)
+    verdict, criterion = sanity_verdict(grad)
+    assert verdict == "passes", grad
+    assert "below 0.5" in criterion and "randomised" in criterion
+    assert grad["rank_corr"].iloc[-1] < 0.3 and grad["ssim"].iloc[-1] < 0.3
+
+    edge = randomisation_curve(model, maze_attribution("edge"), inputs, seed=0)
+    assert np.allclose(edge[["rank_corr", "ssim"]], 1.0)  # the edge maps ignore the model
+    assert sanity_verdict(edge)[0] == "fails"
+
+
+def test_maze_attribution_maps(trained_maze):
+    model, (s, s_next) = trained_maze
+    grad = maze_attribution("gradient")(model, (s[:4], s_next[:4]))
+    assert grad.shape == (4, 2, 11, 11) and (grad >= 0).all()
+    ig = maze_attribution("integrated_gradients")(model, (s[:4], s_next[:4]))
+    assert ig.shape == (4, 2, 11, 11) and (ig >= 0).all()
+    assert (ig[np.stack([s[:4], s_next[:4]], axis=1) == 0] == 0).all()  # zero baseline: free cells get nothing
+    edge = maze_attribution("edge")(model, (s[:4], s_next[:4]))
+    expected = np.hypot(sobel(s[0].astype(float), 0), sobel(s[0].astype(float), 1))
+    np.testing.assert_allclose(edge[0, 0], expected)
+    np.testing.assert_array_equal(edge, maze_attribution("edge")(MazeRewardMLP(), (s[:4], s_next[:4])))
+
+
+def test_atari_attribution_maps():
+    obs = stacks(2)
+    model = TinyAtari()
+    grad = atari_attribution("gradient")(model, obs)
+    assert grad.shape == (2, 84, 84) and (grad >= 0).all()
+    assert atari_attribution("integrated_gradients", n_steps=8)(model, (obs,)).shape == (2, 84, 84)
+    edge = atari_attribution("edge")(model, obs)
+    np.testing.assert_allclose(edge[1], np.hypot(sobel(obs[1, ..., -1].astype(float), 0),
+                                                 sobel(obs[1, ..., -1].astype(float), 1)))
+    curve = randomisation_curve(model, atari_attribution("edge"), obs)
+    assert list(curve["layer"]) == ["trained", "head", "conv"] and sanity_verdict(curve)[0] == "fails"
+
+
+def test_value_errors():
+    with pytest.raises(ValueError, match="valid methods: " + ", ".join(MAZE_METHODS)):
+        maze_attribution("occlusion")
+    with pytest.raises(ValueError, match="valid methods: " + ", ".join(ATARI_METHODS)):
+        atari_attribution("saliency")
+    curve = pd.DataFrame({"step": [0, 1], "layer": ["trained", "x"], "rank_corr": [1.0, 0.2], "ssim": [1.0, 0.1]})
+    assert sanity_verdict(curve)[0] == "passes" and sanity_verdict(curve, threshold=0.1)[0] == "fails"
+    for bad in (0, 1, 1.5, -0.2):
+        with pytest.raises(ValueError, match=r"\(0, 1\)"):
+            sanity_verdict(curve, threshold=bad)
+    s = np.zeros((2, 11, 11))
+    with pytest.raises(ValueError, match=r"\(n, 11, 11\)"):
+        maze_attribution("gradient")(MazeRewardMLP(), (s[:, :10], s[:, :10]))
+    with pytest.raises(ValueError, match="tuple"):
+        maze_attribution("edge")(MazeRewardMLP(), s)
+    with pytest.raises(ValueError, match="84, 84, 4"):
+        atari_attribution("edge")(TinyAtari(), np.zeros((2, 84, 84)))
+
+
+# ---------------------------------------------------------------------------------------------- bootstrap
+def test_bootstrap_share():
+    rng = np.random.default_rng(0)
+    small, large = rng.beta(2, 8, 20), rng.beta(2, 8, 2000)
+    m, lo, hi = bootstrap_share(small)
+    assert m == pytest.approx(small.mean()) and lo < m < hi
+    m2, lo2, hi2 = bootstrap_share(large)
+    assert lo2 < m2 < hi2 and hi2 - lo2 < (hi - lo) / 4  # width ~ 1/sqrt(n)
+    assert bootstrap_share(small, seed=5) == bootstrap_share(small, seed=5)
+    assert bootstrap_share(np.append(small, np.nan)) == bootstrap_share(small)  # all-zero maps dropped
+    assert bootstrap_share(small, ci=0.5)[2] - bootstrap_share(small, ci=0.5)[1] < hi - lo
+    with pytest.raises(ValueError, match="ci"):
+        bootstrap_share(small, ci=1.0)
+    with pytest.raises(ValueError, match="no finite"):
+        bootstrap_share(np.array([np.nan]))
