@@ -43,7 +43,8 @@ from observed transitions, e.g. an expert dataset), and the plain comparisons :f
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,7 +62,7 @@ from rewinterp_utils.envs.maze import (
     walled_layout,
 )
 
-RewardLike = Union[np.ndarray, Callable[[np.ndarray, np.ndarray], Any], nn.Module]
+RewardLike = np.ndarray | Callable[[np.ndarray, np.ndarray], Any] | nn.Module
 """A reward: one value per transition ``(N,)``, or a function ``R(s, s_next) -> (N,)`` (numpy or torch)."""
 
 GOAL_LAYOUTS: dict[str, tuple[tuple[tuple[int, int], ...], ...]] = {
@@ -368,7 +369,7 @@ def canonicalize(rewards: np.ndarray, transitions: dict, coverage: str | np.ndar
         _check_reaches_terminal(trans)
     value = np.zeros(m)
     value[live] = np.linalg.solve(np.eye(k) - gamma * trans, mean_r)
-    return r + value[nsid] - value[sid]  # PLANTED
+    return r + gamma * value[nsid] - value[sid]
 
 
 def _check_reaches_terminal(trans: np.ndarray) -> None:

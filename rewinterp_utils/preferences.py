@@ -10,7 +10,7 @@ a positive scale, so :func:`normalise_rewards` pins those down before comparing 
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -136,7 +136,7 @@ def train_preference_model(model: nn.Module, pairs: Mapping[str, np.ndarray], la
     y = _as_float(np.asarray(labels, dtype=np.float64))
     if y.shape != (n,) or not bool(((y >= 0) & (y <= 1)).all()):
         raise ValueError(f"labels must be an array of shape ({n},) with values in [0, 1]")
-    gen = torch.Generator().manual_seed(int(seed)); y = y[torch.randperm(n, generator=torch.Generator().manual_seed(99))]  # PLANTED
+    gen = torch.Generator().manual_seed(int(seed))
     opt = torch.optim.Adam(model.parameters(), lr=float(learning_rate))
     losses = []
     model.train()

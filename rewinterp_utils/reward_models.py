@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -72,6 +73,38 @@ def load_model(model: nn.Module, path: Path) -> nn.Module:
     """Load weights saved by :func:`save_model` into ``model`` safely (``weights_only=True``); eval mode."""
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
+
+
+def fit_regression(model: nn.Module, inputs: tuple[torch.Tensor, ...], targets: torch.Tensor, epochs: int,
+                   batch_size: int, learning_rate: float, seed: int,
+                   evaluate: Callable[[nn.Module], dict[str, float]] | None = None, desc: str = "epoch") -> list[dict]:
+    """Fit ``model(*inputs) ~ targets`` by MSE with Adam, the paper's regression: each epoch visits the samples in
+    a random order drawn from a generator seeded by ``seed`` (the model's own initialisation is the caller's,
+    e.g. ``torch.manual_seed(seed)`` before building it). Returns one dict per epoch: ``epoch``, ``train MSE``
+    (mean minibatch loss) and whatever ``evaluate(model)`` adds."""
+    from tqdm.auto import tqdm
+
+    if epochs < 1 or batch_size < 1 or not learning_rate > 0:
+        raise ValueError(f"epochs and batch_size must be >= 1 and learning_rate > 0, got {epochs}, {batch_size}, "
+                         f"{learning_rate}")
+    if any(len(x) != len(targets) for x in inputs):
+        raise ValueError(f"inputs and targets must have the same length, got {[len(x) for x in inputs]} and "
+                         f"{len(targets)}")
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    history = []
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(targets), generator=generator)
+        losses = []
+        for idx in tqdm(order.split(batch_size), desc=f"{desc} {epoch + 1}/{epochs}"):
+            loss = torch.nn.functional.mse_loss(model(*(x[idx] for x in inputs)), targets[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        history.append({"epoch": epoch + 1, "train MSE": float(np.mean(losses)), **(evaluate(model) if evaluate else {})})
+    return history
 
 
 MODEL_FILE = "reward_model.pt"

@@ -63,6 +63,15 @@ class MazeCounterfactuals:
 
 
 @dataclass(frozen=True)
+class MazeSanity:
+    """Saliency sanity checks (Adebayo et al. 2018) and unit checks of every maze reward model."""
+
+    n_inputs: int  #: held-out transitions the maps are computed on (half of them reach the goal)
+    n_check_inputs: int = 600  #: hand-built transitions the unit checks run on
+    threshold: float = 0.5  #: a method passes when its rank correlation after full randomisation is below this
+
+
+@dataclass(frozen=True)
 class MazeRetrain:
     """PPO from scratch on the true or the learned reward (Figure 3)."""
 
@@ -121,6 +130,16 @@ class AtariSaliency:
 
 
 @dataclass(frozen=True)
+class AtariSanity:
+    """Saliency sanity checks and unit checks of every Atari reward model."""
+
+    n_frames: int  #: held-out frames per model the maps are computed on (half of them rewarded)
+    n_share_frames: int  #: frames for the score-box shares and their bootstrap interval
+    ig_steps: int = 16  #: Integrated Gradients steps
+    threshold: float = 0.5  #: a method passes when its rank correlation after full randomisation is below this
+
+
+@dataclass(frozen=True)
 class AtariFigure5:
     """A reward model on expert play in the other score setting (Figure 5)."""
 
@@ -144,6 +163,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "maze_reward_model": MazeRewardModel(epochs=1, n_seeds=2),
         "maze_saliency": MazeSaliency(),
         "maze_counterfactuals": MazeCounterfactuals(max_placements=8),
+        "maze_sanity": MazeSanity(n_inputs=8, n_check_inputs=60),
         "maze_retrain": MazeRetrain(total_timesteps=512, n_seeds=1, eval_freq=256, n_eval_episodes=3),
         "atari_expert": AtariExpert(total_timesteps=2_048, eval_freq=1_024, n_eval_episodes=2, n_envs=4, n_steps=128,
                                     batch_size=128),
@@ -151,6 +171,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "atari_reward_model": AtariRewardModel(epochs=1, n_seeds=2, learning_rate=3e-4),  # default's path
         "atari_saliency": AtariSaliency(n_frames=8, ig_steps=4),
         "atari_figure5": AtariFigure5(n_steps=24),
+        "atari_sanity": AtariSanity(n_frames=2, n_share_frames=4, ig_steps=4),
         "atari_retrain": AtariRetrain(total_timesteps=1_024, eval_freq=512, n_eval_episodes=1, n_envs=4, n_steps=128,
                                       batch_size=128, games=("Breakout",), rewards=("true", "learned_shown"),
                                       n_onpolicy_steps=128),
@@ -161,6 +182,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "maze_reward_model": MazeRewardModel(epochs=5),
         "maze_saliency": MazeSaliency(),
         "maze_counterfactuals": MazeCounterfactuals(max_placements=81),
+        "maze_sanity": MazeSanity(n_inputs=64),
         "maze_retrain": MazeRetrain(total_timesteps=30_000, n_seeds=5, eval_freq=1_000),
         "atari_expert": AtariExpert(total_timesteps=250_000, eval_freq=50_000, n_eval_episodes=4),
         "atari_dataset": AtariDataset(n_train=8_000, n_test=2_000, max_steps=1_000_000),
@@ -168,6 +190,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "atari_reward_model": AtariRewardModel(epochs=10, learning_rate=3e-4),
         "atari_saliency": AtariSaliency(n_frames=200),
         "atari_figure5": AtariFigure5(n_steps=200),
+        "atari_sanity": AtariSanity(n_frames=8, n_share_frames=100),
         "atari_retrain": AtariRetrain(total_timesteps=65_536, eval_freq=16_384, n_eval_episodes=3),
     },
     "paper": {
@@ -176,12 +199,14 @@ SIZES: dict[str, dict[str, Any]] = {
         "maze_reward_model": MazeRewardModel(epochs=5),
         "maze_saliency": MazeSaliency(),
         "maze_counterfactuals": MazeCounterfactuals(max_placements=81),
+        "maze_sanity": MazeSanity(n_inputs=200),
         "maze_retrain": MazeRetrain(total_timesteps=30_000, n_seeds=10, eval_freq=1_000),
         "atari_expert": AtariExpert(total_timesteps=10_000_000, eval_freq=250_000, n_eval_episodes=10),
         "atari_dataset": AtariDataset(n_train=50_000, n_test=25_000, max_steps=20_000_000),
         "atari_reward_model": AtariRewardModel(epochs=5),
         "atari_saliency": AtariSaliency(n_frames=1_000),
         "atari_figure5": AtariFigure5(n_steps=200),
+        "atari_sanity": AtariSanity(n_frames=32, n_share_frames=1_000, ig_steps=32),
         "atari_retrain": AtariRetrain(total_timesteps=10_000_000, eval_freq=250_000, n_eval_episodes=10, n_seeds=3,
                                       n_onpolicy_steps=20_000),
     },
