@@ -41,6 +41,27 @@ def rollout_transitions(policy: BaseAlgorithm | None, venv: VecEnv, n: int, dete
     return {k: np.concatenate(v)[:n] for k, v in out.items()}
 
 
+def split_episodes(data: dict[str, np.ndarray], n_envs: int, tails: bool = False) -> list[dict[str, np.ndarray]]:
+    """The episodes in transitions collected by :func:`rollout_transitions` from ``n_envs`` parallel environments
+    (step-major: transition ``i`` comes from environment ``i % n_envs``), each a dict of ``s``, ``s_next``,
+    ``reward`` ending with a ``done`` step; with ``tails`` the unfinished last stretch of each environment too
+    (a fragment of an episode)."""
+    if n_envs < 1 or len(data["done"]) % n_envs:
+        raise ValueError(f"n_envs must be >= 1 and divide the number of transitions ({len(data['done'])}), "
+                         f"got {n_envs}")
+    episodes = []
+    for env in range(n_envs):
+        idx = np.arange(env, len(data["done"]), n_envs)
+        ends = np.flatnonzero(data["done"][idx])
+        spans = list(zip(np.r_[0, ends[:-1] + 1], ends + 1))
+        if tails and (not len(ends) or ends[-1] + 1 < len(idx)):
+            spans.append((ends[-1] + 1 if len(ends) else 0, len(idx)))
+        for start, end in spans:
+            sel = idx[start:end]
+            episodes.append({k: data[k][sel] for k in ("s", "s_next", "reward")})
+    return episodes
+
+
 def save_transitions(path: Path, data: dict[str, np.ndarray]) -> None:
     """Write a transition dict compressed (``.npz``)."""
     with open(path, "wb") as f:

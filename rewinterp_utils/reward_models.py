@@ -114,12 +114,20 @@ MODEL_FILE = "reward_model.pt"
 def load_reward_model(folder: Path) -> nn.Module:
     """The reward model a reward-model stage saved in ``folder`` (``folder / MODEL_FILE``), in eval mode.
 
-    The maze MLP and the Atari CNN are told apart by their weights' names; the MLP's width is read from them.
+    The maze MLP, the Atari CNN and a normalised preference-learned MLP
+    (:class:`~rewinterp_utils.preferences.Normalised`) are told apart by their weights' names; the MLP's width
+    is read from them.
     """
     path = Path(folder) / MODEL_FILE
     state = torch.load(path, map_location="cpu", weights_only=True)
-    if any(k.startswith("features.") for k in state):
-        model: nn.Module = AtariRewardCNN()
+    if "shift" in state and "scale" in state:  # a preference-learned model with its shift and scale fixed
+        from rewinterp_utils.preferences import Normalised
+
+        hidden, n_in = state["model.net.1.weight"].shape
+        side = int(round((n_in // 2) ** 0.5))
+        model: nn.Module = Normalised(MazeRewardMLP((side, side), hidden=hidden), 0.0, 1.0)
+    elif any(k.startswith("features.") for k in state):
+        model = AtariRewardCNN()
     elif "net.1.weight" in state:
         hidden, n_in = state["net.1.weight"].shape
         side = int(round((n_in // 2) ** 0.5))

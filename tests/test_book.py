@@ -60,7 +60,7 @@ BOOK_PAGES = sorted((REPO / "book").glob("*.md"))
 VERDICT_WORDS = re.compile(
     r"\b(held(?![- ]out)|holds|did not hold|same sign|not worse|about half|several times|a few percent|"
     r"about as well|unchanged to|as in the paper|random level)\b", re.IGNORECASE)
-CLAIMS_GLUES = {"gridworld.md": ["maze_claims", "maze_fig3_claims"], "atari.md": ["atari_claims"],
+CLAIMS_GLUES = {"gridworld.md": ["maze_claims", "maze_fig3_claims"], "atari.md": ["atari_claims"], "preferences.md": ["pref_claims"],
                 "table1.md": ["atari_table1_claims"]}
 
 

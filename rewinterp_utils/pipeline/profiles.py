@@ -84,6 +84,30 @@ class MazeRetrain:
 
 
 @dataclass(frozen=True)
+class MazePreference:
+    """Maze reward models learned from preferences between segments of the expert's rollouts (Part VI)."""
+
+    n_pairs: int  #: labelled segment pairs (variants "full" and "noisy")
+    few_pairs: int  #: labelled segment pairs of the degraded variant "few_pairs"
+    segment_len: int = 5  #: steps per segment
+    noisy_beta: float = 1.0  #: Boltzmann rationality of the "noisy" variant's annotator ("full": noiseless)
+    epochs: int = 10  #: passes over the pairs
+    batch_size: int = 32  #: pairs per minibatch
+    learning_rate: float = 1e-3  #: Adam learning rate
+    n_seeds: int = 5  #: models per variant (``model_seed`` 0, 1, ...)
+
+
+@dataclass(frozen=True)
+class MazePrefRetrain:
+    """PPO on TwoGoals rewarded by each learned model, to ask whether an audit predicts the outcome."""
+
+    total_timesteps: int  #: PPO environment steps per model
+    n_eval_episodes: int = 20  #: true-reward evaluation episodes of the final policy
+    learning_rate: float = 3e-4  #: as for Figure 3's retraining
+    gamma: float = 0.97  #: as for the expert
+
+
+@dataclass(frozen=True)
 class AtariExpert:
     """PPO expert with the usual Atari recipe; 10M steps in the paper."""
 
@@ -164,6 +188,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "maze_saliency": MazeSaliency(),
         "maze_counterfactuals": MazeCounterfactuals(max_placements=8),
         "maze_sanity": MazeSanity(n_inputs=8, n_check_inputs=60),
+        "maze_preference": MazePreference(n_pairs=64, few_pairs=16, epochs=1, n_seeds=2),
+        "maze_pref_retrain": MazePrefRetrain(total_timesteps=256, n_eval_episodes=3),
         "maze_retrain": MazeRetrain(total_timesteps=512, n_seeds=1, eval_freq=256, n_eval_episodes=3),
         "atari_expert": AtariExpert(total_timesteps=2_048, eval_freq=1_024, n_eval_episodes=2, n_envs=4, n_steps=128,
                                     batch_size=128),
@@ -183,6 +209,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "maze_saliency": MazeSaliency(),
         "maze_counterfactuals": MazeCounterfactuals(max_placements=81),
         "maze_sanity": MazeSanity(n_inputs=64),
+        "maze_preference": MazePreference(n_pairs=3_000, few_pairs=100),
+        "maze_pref_retrain": MazePrefRetrain(total_timesteps=20_000),
         "maze_retrain": MazeRetrain(total_timesteps=30_000, n_seeds=5, eval_freq=1_000),
         "atari_expert": AtariExpert(total_timesteps=250_000, eval_freq=50_000, n_eval_episodes=4),
         "atari_dataset": AtariDataset(n_train=8_000, n_test=2_000, max_steps=1_000_000),
@@ -200,6 +228,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "maze_saliency": MazeSaliency(),
         "maze_counterfactuals": MazeCounterfactuals(max_placements=81),
         "maze_sanity": MazeSanity(n_inputs=200),
+        "maze_preference": MazePreference(n_pairs=10_000, few_pairs=300, n_seeds=10),
+        "maze_pref_retrain": MazePrefRetrain(total_timesteps=30_000),
         "maze_retrain": MazeRetrain(total_timesteps=30_000, n_seeds=10, eval_freq=1_000),
         "atari_expert": AtariExpert(total_timesteps=10_000_000, eval_freq=250_000, n_eval_episodes=10),
         "atari_dataset": AtariDataset(n_train=50_000, n_test=25_000, max_steps=20_000_000),

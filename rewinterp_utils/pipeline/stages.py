@@ -34,7 +34,7 @@ from rewinterp_utils.envs.maze import COINFLIP, TWOGOALS, maze_ids, maze_short_n
 from rewinterp_utils.pipeline.profiles import SIZES, check_profile, resolve
 from rewinterp_utils.wrappers import ATARI_REWARDS, MAZE_REWARDS
 
-CHAPTERS: tuple[str, ...] = ("gridworld", "atari", "table1")
+CHAPTERS: tuple[str, ...] = ("gridworld", "atari", "table1", "preferences")
 """The chapters ``rewinterp run --chapter`` accepts (stages of chapter ``book`` always run)."""
 
 CHOICES: Mapping[str, tuple[str, ...]] = MappingProxyType({
@@ -44,6 +44,11 @@ CHOICES: Mapping[str, tuple[str, ...]] = MappingProxyType({
 
 LABELS: Mapping[str, Any] = MappingProxyType({"env_id": maze_short_name, "rm_env_id": maze_short_name})
 """How a parameter's value is written in folder names and metric keys (default: ``str``)."""
+
+PREF_VARIANTS: tuple[str, ...] = ("full", "few_pairs", "noisy")
+"""Preference-learned maze models: all pairs with noiseless labels, few pairs, or a noisy annotator."""
+AUDITED_MODELS: tuple[str, ...] = ("regression", *(f"pref_{v}" for v in PREF_VARIANTS))
+"""The learned maze rewards whose audits are compared with the outcome of retraining on them."""
 
 
 def _fields(entry: str) -> tuple[str, ...]:
@@ -323,6 +328,16 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           choices={"reward": ATARI_REWARDS}),
     Stage("atari_table1", "table1", "Table 1 and the learned reward on the agents' own play", "atari_retrain",
           upstream=("atari_expert", "atari_reward_model", "atari_retrain"), metrics="atari.table1"),
+    Stage("maze_pref_model", "preferences", "Learn R(s, s') from preferences", "maze_preference",
+          sweep={"variant": PREF_VARIANTS, "model_seed": "n_seeds"}, upstream=("maze_dataset",),
+          metrics="maze.pref.{variant}.model{model_seed}", choices={"variant": PREF_VARIANTS}),
+    Stage("maze_pref_retrain", "preferences", "PPO on TwoGoals rewarded by each learned model", "maze_pref_retrain",
+          sweep={"model": AUDITED_MODELS, "model_seed": "maze_preference.n_seeds"},
+          upstream=("maze_reward_model", "maze_pref_model"), metrics="maze.pref.retrain.{model}.model{model_seed}",
+          choices={"model": AUDITED_MODELS}),
+    Stage("maze_pref_audit", "preferences", "The paper's audits, EPIC, and whether an audit predicts retraining",
+          "maze_preference", upstream=("maze_dataset", "maze_reward_model", "maze_pref_model", "maze_pref_retrain"),
+          metrics="maze"),
     Stage("reproducing", "book", "Sizes and timings of this build", always_run=True),
     Stage("results", "book", "Every claim and its verdict, at a glance", metrics="results", always_run=True),
 )}
