@@ -1,0 +1,141 @@
+"""Watch Atari reward models along an episode: a slider over steps (ipywidgets) and the same as an animation.
+
+For each step of a stretch of expert play the scrubber shows the screen (with the score shown or hidden), the
+occlusion map of each reward model on that screen, and the reward traces (true reward, the score-shown model,
+the score-hidden model) with the current step marked. In a live notebook :attr:`AtariScrubber.widget` is the
+slider; in the static book :meth:`AtariScrubber.animation` gives the same pictures as an HTML animation with
+play and step controls (matplotlib's ``HTMLWriter``, frames embedded), so a reader sees a model fire when the
+score digits change.
+
+Example (in a notebook)::
+
+    scrubber = AtariScrubber("Seaquest", steps, screens, obs, models, reward)
+    scrubber.widget                      # the live slider
+    scrubber.show(40, view="hidden")     # one step, as a figure
+    HTML(scrubber.animation(stride=4))   # the static animation
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from rewinterp_utils.attribution import occlusion_saliency
+from rewinterp_utils.envs.atari import SCORES
+from rewinterp_utils.plotting import BOOK_WIDTH, overlay_saliency
+from rewinterp_utils.reward_models import predict
+
+MODEL_COLOURS = {"shown": "C0", "hidden": "C3"}
+
+
+class AtariScrubber:
+    """Step through an episode with both reward models of a game.
+
+    Args:
+        game: ``Breakout`` or ``Seaquest`` (for the score box).
+        steps: the environment step of each recorded frame, shape ``(T,)``.
+        screens: per score setting, the raw RGB screens ``(T, 210, 160, 3)`` behind the observations.
+        obs: per score setting, the stacked observations ``(T, 84, 84, 4)`` the models read.
+        models: per score setting, the reward model trained with the score ``shown`` / ``hidden``.
+        reward: the true (clipped) reward of each step, ``(T,)``.
+    """
+
+    def __init__(self, game: str, steps: np.ndarray, screens: Mapping[str, np.ndarray], obs: Mapping[str, np.ndarray],
+                 models: Mapping[str, torch.nn.Module], reward: np.ndarray) -> None:
+        self.game, self.steps, self.reward = game, np.asarray(steps), np.asarray(reward, dtype=float)
+        n = len(self.steps)
+        for name, arrays in (("screens", screens), ("obs", obs), ("models", models)):
+            if set(arrays) != set(SCORES):
+                raise ValueError(f"{name} must have one entry per score setting {SCORES}, got {sorted(arrays)}")
+        for score in SCORES:
+            if len(screens[score]) != n or len(obs[score]) != n:
+                raise ValueError(f"screens and obs must have {n} steps, got {len(screens[score])} and "
+                                 f"{len(obs[score])} for score {score}")
+        if self.reward.shape != (n,):
+            raise ValueError(f"reward must have shape ({n},), got {self.reward.shape}")
+        self.screens, self.obs, self.models = dict(screens), dict(obs), dict(models)
+        self.pred = {(m, s): predict(models[m], obs[s]) for m in SCORES for s in SCORES}
+        self._maps: dict[tuple[str, str, int], np.ndarray] = {}
+        self.figure: Figure | None = None
+        self.slider = widgets.IntSlider(value=0, min=0, max=n - 1, description="step", continuous_update=False)
+        self.view = widgets.ToggleButtons(options=list(SCORES), value="hidden", description="score")
+        self.output = widgets.Output()
+        self.slider.observe(self._update, names="value")
+        self.view.observe(self._update, names="value")
+
+    def occlusion(self, model: str, view: str, t: int) -> np.ndarray:
+        """The occlusion map (17x17) of ``model`` on the observation of step index ``t`` in setting ``view``."""
+        key = (model, view, t)
+        if key not in self._maps:
+            self._maps[key] = occlusion_saliency(self.models[model], self.obs[view][t:t + 1])[0]
+        return self._maps[key]
+
+    def precompute(self, view: str, indices: np.ndarray) -> None:
+        """Occlusion maps of both models for the steps ``indices`` of ``view`` in one batch each."""
+        todo = np.array([t for t in indices if ("shown", view, int(t)) not in self._maps], dtype=int)
+        if len(todo):
+            for model in SCORES:
+                for t, m in zip(todo, occlusion_saliency(self.models[model], self.obs[view][todo])):
+                    self._maps[(model, view, int(t))] = m
+
+    def _draw(self, fig: Figure, t: int, view: str) -> None:
+        fig.clear()
+        grid = fig.add_gridspec(2, 2, height_ratios=[3, 2])
+        for col, model in enumerate(SCORES):
+            ax = fig.add_subplot(grid[0, col])
+            ax.imshow(overlay_saliency(self.screens[view][t], self.occlusion(model, view, t), self.game, view))
+            ax.set_title(f"model trained with score {model}: R = {self.pred[(model, view)][t]:.2f}", fontsize=9)
+            ax.axis("off")
+        ax = fig.add_subplot(grid[1, :])
+        ax.plot(self.steps, self.reward, color="k", lw=1, label="true reward")
+        for model in SCORES:
+            ax.plot(self.steps, self.pred[(model, view)], color=MODEL_COLOURS[model], lw=1,
+                    label=f"model trained with score {model}")
+        ax.axvline(self.steps[t], color="grey", lw=1.5)
+        ax.set(xlabel="step", ylabel="reward", title=f"play with the score {view}, step {self.steps[t]}")
+        ax.legend(loc="upper left", fontsize=9)
+        fig.tight_layout()
+
+    def show(self, t: int, view: str = "hidden") -> Figure:
+        """The picture of step index ``t`` with the score ``view`` (``shown`` or ``hidden``)."""
+        if view not in SCORES:
+            raise ValueError(f"view must be one of {SCORES}, got {view!r}")
+        if not 0 <= t < len(self.steps):
+            raise ValueError(f"t must be in [0, {len(self.steps) - 1}], got {t}")
+        fig = plt.figure(figsize=(BOOK_WIDTH, 6.2))
+        self._draw(fig, t, view)
+        self.figure = fig
+        return fig
+
+    def _update(self, _change: object = None) -> None:
+        from IPython.display import display
+
+        fig = self.show(self.slider.value, self.view.value)
+        self.output.clear_output(wait=True)
+        with self.output:
+            display(fig)
+        plt.close(fig)
+
+    @property
+    def widget(self) -> widgets.VBox:
+        """The live scrubber: score toggle, step slider and the picture."""
+        self._update()
+        return widgets.VBox([self.view, self.slider, self.output])
+
+    def animation(self, view: str = "hidden", stride: int = 4, dpi: int = 50, fps: int = 4) -> str:
+        """Every ``stride``-th step of ``view`` as a self-contained HTML animation (play, pause, step controls)."""
+        from matplotlib.animation import FuncAnimation
+
+        indices = np.arange(0, len(self.steps), stride)
+        self.precompute(view, indices)
+        fig = plt.figure(figsize=(BOOK_WIDTH, 6.2), dpi=dpi)
+        anim = FuncAnimation(fig, lambda i: self._draw(fig, int(indices[i]), view), frames=len(indices),
+                             interval=1000 / fps)
+        html = anim.to_jshtml(fps=fps, embed_frames=True, default_mode="once")
+        plt.close(fig)
+        return html
