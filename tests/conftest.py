@@ -26,3 +26,11 @@ def smoke(tmp_path_factory):
             os.environ.pop("REWINTERP_ARTIFACTS", None)
         else:
             os.environ["REWINTERP_ARTIFACTS"] = old
+
+
+@pytest.fixture(scope="session")
+def smoke_book(smoke, tmp_path_factory):
+    """The HTML book built (strictly: a Sphinx warning fails) from the smoke pipeline's executed notebooks."""
+    from rewinterp_utils.pipeline.book import build_book
+
+    return build_book("smoke", out=tmp_path_factory.mktemp("book"), strict=True)

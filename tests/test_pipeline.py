@@ -216,8 +216,8 @@ def test_atari_reward_models_same_seed_same_metrics(smoke, tmp_path, monkeypatch
     assert keys and {k: first[k] for k in keys} == {k: again[k] for k in keys}
 
 
-def test_book_builds_strict_with_the_figures(smoke, tmp_path):
-    html = build_book("smoke", out=tmp_path / "book", strict=True)
+def test_book_builds_strict_with_the_figures(smoke_book):
+    html = smoke_book
     page = (html / "book" / "gridworld.html").read_text()
     for n in (1, 2, 3):
         assert f"Figure {n} (this run)" in page
