@@ -188,7 +188,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "maze_saliency": MazeSaliency(),
         "maze_counterfactuals": MazeCounterfactuals(max_placements=8),
         "maze_sanity": MazeSanity(n_inputs=8, n_check_inputs=60),
-        "maze_preference": MazePreference(n_pairs=64, few_pairs=16, epochs=1, n_seeds=2),
+        "maze_preference": MazePreference(n_pairs=64, few_pairs=16, epochs=1, n_seeds=1),
         "maze_pref_retrain": MazePrefRetrain(total_timesteps=256, n_eval_episodes=3),
         "maze_retrain": MazeRetrain(total_timesteps=512, n_seeds=1, eval_freq=256, n_eval_episodes=3),
         "atari_expert": AtariExpert(total_timesteps=2_048, eval_freq=1_024, n_eval_episodes=2, n_envs=4, n_steps=128,
