@@ -10,6 +10,17 @@ import pytest
 from rewinterp_utils.pipeline import runner
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """PyTorch on one thread for the module (small models run faster and the same on every machine)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory):
     """Every stage notebook executed by papermill at `smoke`, through the runner (as `make book` does)."""

@@ -26,12 +26,7 @@ from rewinterp_utils.envs.atari import SCORE_BOXES
 from rewinterp_utils.reward_models import AtariRewardCNN
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class SmallCNN(nn.Module):
@@ -100,7 +95,6 @@ def test_occlusion_of_region_model():
     """A linear model on the top-left 10x10 corner: exact scores, ~0 far from the corner."""
     model, obs = RegionLinear(), stacks(1)[0]
     scores = occlusion_saliency(model, obs)
-    from rewinterp_utils.attribution import blur_frames
 
     image, blurred, w = obs.astype(np.float64), blur_frames(obs), model.w.detach().numpy()
     masks = occlusion_masks(dtype=torch.float64).numpy()[..., None]

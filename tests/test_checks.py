@@ -25,12 +25,7 @@ MAZE_NAMES = ["far goal vanishes", "stepping onto the goal raises R", "far goal 
               "distant second goal"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

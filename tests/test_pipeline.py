@@ -21,7 +21,6 @@ import pytest
 
 from rewinterp_utils.pipeline import artifacts as art
 from rewinterp_utils.pipeline import runner
-from rewinterp_utils.pipeline.book import build_book
 from rewinterp_utils.pipeline.stages import STAGES, get_stage
 
 REPO = Path(__file__).resolve().parents[1]

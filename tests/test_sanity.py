@@ -32,12 +32,7 @@ MAZE_LAYERS = ["net.5", "net.3", "net.1"]
 ATARI_LAYERS = ["head", "features.linear.0", "features.cnn.4", "features.cnn.2", "features.cnn.0"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def transitions(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
