@@ -127,15 +127,24 @@ class AtariScrubber:
         self._update()
         return widgets.VBox([self.view, self.slider, self.output])
 
-    def animation(self, view: str = "hidden", stride: int = 4, dpi: int = 50, fps: int = 4) -> str:
-        """Every ``stride``-th step of ``view`` as a self-contained HTML animation (play, pause, step controls)."""
-        from matplotlib.animation import FuncAnimation
+    def animation(self, view: str = "hidden", stride: int = 4, dpi: int = 90, fps: int = 4) -> str:
+        """Every ``stride``-th step of ``view`` as a self-contained HTML animation (play, pause, step and a slider
+        over the frames; JPEG frames embedded, matplotlib's ``HTMLWriter``)."""
+        import tempfile
+        from pathlib import Path
+
+        from matplotlib.animation import FuncAnimation, HTMLWriter
 
         indices = np.arange(0, len(self.steps), stride)
         self.precompute(view, indices)
         fig = plt.figure(figsize=(BOOK_WIDTH, 6.2), dpi=dpi)
         anim = FuncAnimation(fig, lambda i: self._draw(fig, int(indices[i]), view), frames=len(indices),
                              interval=1000 / fps)
-        html = anim.to_jshtml(fps=fps, embed_frames=True, default_mode="once")
+        writer = HTMLWriter(fps=fps, embed_frames=True, default_mode="once")
+        writer.frame_format = "jpeg"
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "animation.html"
+            anim.save(str(path), writer=writer, dpi=dpi)
+            html = path.read_text()
         plt.close(fig)
         return html

@@ -53,5 +53,5 @@ def test_bad_step_or_view_is_a_valueerror(scrubber):
 
 def test_animation_is_self_contained_html(scrubber):
     html = scrubber.animation(stride=2)
-    assert "<script" in html and html.count("data:image/png;base64") >= T // 2
+    assert "<script" in html and html.count("data:image/jpeg;base64") >= T // 2
     assert len(html) < 5_000_000
