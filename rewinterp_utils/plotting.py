@@ -46,8 +46,9 @@ def saliency_figure(s_next: Sequence[np.ndarray], sal_s: Sequence[np.ndarray], s
     """Figure 1 layout: one column per transition; rows s', |dR/ds|, |dR/ds'|, each map row on one colour scale
     (one colour bar per row), sized to the book's width."""
     n = len(s_next)
-    fig, axes = plt.subplots(3, n, figsize=(BOOK_WIDTH, 0.5 + 3 * BOOK_WIDTH / (n + 0.6)), squeeze=False,
-                             layout="constrained")
+    # a fixed layout (not "constrained"): glued figures must render to the same bytes every time they are drawn
+    fig, axes = plt.subplots(3, n, figsize=(BOOK_WIDTH, 0.6 + 3 * BOOK_WIDTH / (n + 0.8)), squeeze=False)
+    fig.subplots_adjust(left=0.07, right=0.88, top=0.9, bottom=0.02, wspace=0.08, hspace=0.25)
     for j in range(n):
         show_grid(axes[0, j], s_next[j], titles[j])
     for row, maps in ((1, sal_s), (2, sal_next)):
@@ -55,7 +56,8 @@ def saliency_figure(s_next: Sequence[np.ndarray], sal_s: Sequence[np.ndarray], s
         for j in range(n):
             im = axes[row, j].imshow(maps[j], cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest")
             axes[row, j].set_xticks([]), axes[row, j].set_yticks([])
-        fig.colorbar(im, ax=list(axes[row]), fraction=0.02, pad=0.01)
+        box = axes[row, -1].get_position()
+        fig.colorbar(im, cax=fig.add_axes((0.9, box.y0, 0.015, box.height)))
     for i, label in enumerate(["s'", "|dR/ds|", "|dR/ds'|"]):
         axes[i, 0].set_ylabel(label)
     return fig

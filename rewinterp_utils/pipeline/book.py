@@ -117,8 +117,10 @@ def build_book(profile: str, out: Path | None = None, strict: bool = True) -> Pa
     out = (out or REPO / "_build" / profile).resolve()
     src = book_sources(profile, out / "src")
     # jupyter-book 1.x has no ``python -m jupyter_book``; call its CLI in this interpreter (no PATH lookup)
+    # --all: pages glue figures from other pages, so an incremental build would keep stale references to images
+    # it no longer copies; every build rewrites every page
     cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())", "build",
-           str(src), "--builder", "html", "--path-output", str(out)]
+           str(src), "--builder", "html", "--path-output", str(out), "--all"]
     if strict:
         cmd += ["--warningiserror", "--keep-going"]
     subprocess.run(cmd, check=True)
