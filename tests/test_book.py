@@ -90,7 +90,7 @@ def test_no_claims_table_is_typed_and_each_chapter_glues_its_own():
 
 
 def test_notebook_code_fits_the_page():
-    """Code cells are formatted to 88 columns (notebooks/ruff.toml), so no reader scrolls sideways."""
+    """Code cells are formatted to 76 columns (notebooks/ruff.toml), so no reader scrolls sideways."""
     import subprocess
     import sys
 
@@ -100,5 +100,5 @@ def test_notebook_code_fits_the_page():
     for path in NOTEBOOKS:
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type == "code":
-                long = [line for line in cell.source.splitlines() if len(line) > 88]
+                long = [line for line in cell.source.splitlines() if len(line) > 76]
                 assert not long, (path.name, long)

@@ -27,6 +27,8 @@ import pytest
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (`.ci/run` installs it)")
 RAW_GLUE = re.compile(r"\.ipynb::|\{glue:|glue:text")
+UNREADABLE = re.compile(r"\b(nan|NaN)\b|\b\d{4,}\.0{3,}\b|\b\d\.\d{6}e[+-]\d\d\b")
+"""A missing value written as NaN, an integer written as a float (65536.00000), a float in raw e-notation."""
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +67,8 @@ class Browser:
         self.n = 0
         for method in ("Runtime.enable", "Log.enable", "Page.enable"):
             self.call(method)
+        # a laptop's window: the narrowest page layout with the table of contents beside the text
+        self.call("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
 
     async def _connect(self):
         from tornado.websocket import websocket_connect
@@ -109,8 +113,10 @@ class Browser:
         state = self.call("Runtime.evaluate", returnByValue=True, expression="""JSON.stringify({
             images: [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src),
             links: [...document.querySelectorAll('a[href]')].map(a => a.href),
+            wide_code: [...document.querySelectorAll('div.cell_input div.highlight pre')]
+                .filter(p => p.scrollWidth > p.clientWidth + 2).map(p => p.innerText.split('\\n')[0]),
             text: (() => { const b = document.body.cloneNode(true);
-                            b.querySelectorAll('code, pre').forEach(e => e.remove()); return b.innerText; })()})""")
+                            b.querySelectorAll('code, pre, script, style').forEach(e => e.remove()); return b.innerText; })()})""")
         return {"errors": errors, **json.loads(state["result"]["value"])}
 
     def close(self) -> None:
@@ -145,6 +151,8 @@ def test_every_page_loads_cleanly_in_chromium(served):
                     found.append(f"broken link: {href}")
             if RAW_GLUE.search(seen["text"]):
                 found.append(f"raw glue: {RAW_GLUE.search(seen['text']).group(0)}")
+            found += [f"unreadable number: {m.group(0)}" for m in UNREADABLE.finditer(seen["text"])][:3]
+            found += [f"code wider than the page: {line}" for line in seen["wide_code"]]
             if found:
                 problems[page] = found
     finally:
@@ -158,7 +166,7 @@ def test_the_check_catches_what_it_claims(served, tmp_path):
     root, base = served
     page = root / "planted.html"
     page.write_text('<html><body><img src="_static/nowhere.png"><a href="nowhere.html">x</a>'
-                    "<p>../notebooks/x.ipynb::key</p><p><code>{glue:text} in code is fine</code></p><script>undefined_function()</script></body></html>")
+                    "<p>../notebooks/x.ipynb::key 65536.00000</p><p><code>{glue:text} in code is fine</code></p><script>undefined_function()</script></body></html>")
     browser = Browser()
     try:
         seen = browser.visit(base + "planted.html", base)
@@ -168,4 +176,4 @@ def test_the_check_catches_what_it_claims(served, tmp_path):
     assert any("undefined_function" in e for e in seen["errors"])
     assert any("nowhere.png" in e for e in seen["errors"]) and seen["images"]
     assert any(h.endswith("nowhere.html") for h in seen["links"])
-    assert RAW_GLUE.search(seen["text"])
+    assert RAW_GLUE.search(seen["text"]) and UNREADABLE.search(seen["text"])

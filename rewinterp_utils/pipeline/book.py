@@ -40,7 +40,9 @@ def install_cell_source() -> str:
             "\n"
             "if importlib.util.find_spec(\"rewinterp_utils\") is None:\n"
             f"    url = \"git+{repository_url()}\"\n"
-            "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", url], check=True)")
+            "    subprocess.run(\n"
+            "        [sys.executable, \"-m\", \"pip\", \"install\", \"-q\", url], check=True\n"
+            "    )")
 
 
 def plain_glue_reprs(path: Path) -> None:
