@@ -74,11 +74,12 @@ def book_sources(profile: str, dest: Path) -> Path:
     what to run) and only then replaces ``dest``.
     """
     from rewinterp_utils.pipeline.runner import is_done
-    from rewinterp_utils.pipeline.stages import STAGES
+    from rewinterp_utils.pipeline.stages import STAGES, notebooks_dir
 
-    pages, missing, overview = {}, [], set()
+    pages, missing, overview, stage_of = {}, [], set(), {}
     for s in STAGES.values():
         for page, cell in s.pages(profile).items():
+            stage_of[page] = s.name
             if s.chapter == "book":
                 overview.add(page)
             if is_done(cell):
@@ -98,9 +99,43 @@ def book_sources(profile: str, dest: Path) -> Path:
     for page, executed in pages.items():
         shutil.copy(executed, dest / "notebooks" / f"{page}.ipynb")
         plain_glue_reprs(dest / "notebooks" / f"{page}.ipynb")
+        reformat_sources(dest / "notebooks" / f"{page}.ipynb", notebooks_dir() / f"{stage_of[page]}.ipynb")
         if page in overview:
             hide_injected_parameters(dest / "notebooks" / f"{page}.ipynb")
     return dest
+
+
+def reformat_sources(path: Path, committed: Path) -> None:
+    """Show each code cell of an executed notebook as the committed notebook writes it, where the two are the same
+    program (equal syntax trees once docstrings are set aside: only layout, comments or docstrings differ, e.g. a
+    cell executed before the code was formatted). A cell whose code changed since it ran keeps the code that ran.
+    Cells are matched by their ids."""
+    import ast
+
+    def tree(source: str) -> str | None:
+        try:
+            parsed = ast.parse(source)
+        except SyntaxError:
+            return None
+        for node in ast.walk(parsed):
+            body = getattr(node, "body", None)
+            if (isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and body
+                    and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        return ast.dump(parsed)
+
+    nb = nbformat.read(path, as_version=4)
+    now = {c.get("id"): c.source for c in nbformat.read(committed, as_version=4).cells if c.cell_type == "code"}
+    changed = False
+    for cell in nb.cells:
+        new = now.get(cell.get("id"))
+        if cell.cell_type == "code" and new is not None and new != cell.source:
+            old_tree = tree(cell.source)
+            if old_tree is not None and old_tree == tree(new):
+                cell.source, changed = new, True
+    if changed:
+        nbformat.write(nb, path)
 
 
 def hide_injected_parameters(path: Path) -> None:
