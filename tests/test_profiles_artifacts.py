@@ -610,3 +610,17 @@ def test_stage_failing_before_writing_leaves_no_folder(root):
     with pytest.raises(art.ArtifactError):
         run.require("maze_expert", seed=0)
     assert list(root.rglob("*")) == []
+
+
+def test_stage_wall_time_is_the_union_of_its_cells_run_intervals(monkeypatch):
+    """Two overlapping cells (00:00-00:10, 00:05-00:12) and one run later (01:00-01:03): 12 + 3 minutes of wall
+    time, not the 63 minutes from the first start to the last end."""
+    from types import SimpleNamespace
+
+    from rewinterp_utils.pipeline import runner
+
+    spans = {"a": ("00:00", "00:10", 600), "b": ("00:05", "00:12", 420), "c": ("01:00", "01:03", 180)}
+    monkeypatch.setattr(runner, "read_manifest", lambda d: {
+        "started": f"2026-01-01T{spans[d][0]}:00+00:00", "finished": f"2026-01-01T{spans[d][1]}:00+00:00",
+        "elapsed_s": spans[d][2]})
+    assert runner._timings([SimpleNamespace(dir=k) for k in spans]) == {"cells_s": 1200.0, "wall_s": 15 * 60.0}

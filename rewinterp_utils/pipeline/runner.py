@@ -339,15 +339,23 @@ def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | Non
 
 
 def _timings(cells: list[Cell]) -> dict[str, float | None]:
-    """Seconds measured inside the cells added up, and wall seconds from the first start to the last end."""
+    """Seconds measured inside the cells added up, and wall seconds: the length of the union of the cells' run
+    intervals (cells that ran in parallel count once; a stage whose cells ran in several runs adds the runs up)."""
     total, spans = 0.0, []
     for cell in cells:
         manifest = read_manifest(cell.dir)
         total += float(manifest.get("elapsed_s", 0.0))
         if manifest.get("started") and manifest.get("finished"):
             spans.append((datetime.fromisoformat(manifest["started"]), datetime.fromisoformat(manifest["finished"])))
-    wall = round((max(e for _, e in spans) - min(s for s, _ in spans)).total_seconds(), 2) if spans else None
-    return {"cells_s": round(total, 2), "wall_s": wall}
+    wall, end = 0.0, None
+    for start, finish in sorted(spans):
+        if end is None or start > end:
+            wall += (finish - start).total_seconds()
+            end = finish
+        elif finish > end:
+            wall += (finish - end).total_seconds()
+            end = finish
+    return {"cells_s": round(total, 2), "wall_s": round(wall, 2) if spans else None}
 
 
 def verified_cells(profile: str, chapters: Iterable[str] = CHAPTERS, sizes: dict[str, Any] | None = None,
