@@ -28,13 +28,14 @@ def as_values(values: Iterable[float], name: str = "values") -> np.ndarray:
     return v
 
 
-def spread(name: str, values: Iterable[float]) -> dict[str, Any]:
+def spread(name: str, values: Iterable[float], digits: int = 3, sci: bool = False) -> dict[str, Any]:
     """Summary keys for one quantity over seeds: ``name`` (seed 0's value), ``name_mean``, ``name_std`` (sample
-    standard deviation, NaN for one seed), ``name_n`` and ``name_seeds`` (every value, seed order)."""
+    standard deviation, NaN for one seed), ``name_n``, ``name_seeds`` (every value, seed order) and
+    ``name_text`` (:func:`fmt_spread` with ``digits`` and ``sci``: what prose quotes, no sd for one seed)."""
     v = as_values(values, name)
     return {name: float(v[0]), f"{name}_mean": float(v.mean()),
             f"{name}_std": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
-            f"{name}_n": len(v), f"{name}_seeds": [float(x) for x in v]}
+            f"{name}_n": len(v), f"{name}_seeds": [float(x) for x in v], f"{name}_text": fmt_spread(v, digits, sci)}
 
 
 def fmt_spread(values: Iterable[float], digits: int = 3, sci: bool = False, unit: str = "seed") -> str:
