@@ -23,7 +23,7 @@ agent's cell in s' held a goal in s") with :func:`maze_check_inputs` to build tr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -152,6 +152,20 @@ def run_checks(checks: Sequence[Check], reward_fn: RewardFn | nn.Module, inputs:
     rows = [{**vars(c.run(reward_fn, inputs)), "description": c.description} for c in checks]
     return pd.DataFrame(rows, columns=["name", "kind", "effect", "mean_abs_change", "tolerance", "passed", "n",
                                        "description"])
+
+
+def run_checks_on(checks: Sequence[Check], models: Mapping[str, RewardFn | nn.Module], inputs: Any) -> pd.DataFrame:
+    """:func:`run_checks` for every named model on the same inputs, stacked with a ``model`` column first."""
+    if not models:
+        raise ValueError("run_checks_on needs at least one model")
+    return pd.concat([run_checks(checks, m, inputs).assign(model=name) for name, m in models.items()],
+                     ignore_index=True)[["model", "name", "kind", "effect", "mean_abs_change", "tolerance",
+                                         "passed", "n", "description"]]
+
+
+def check_slug(name: str) -> str:
+    """A check's name as a summary-key component (``"goal far away vanishes"`` -> ``goal_far_away_vanishes``)."""
+    return name.replace(" ", "_").replace("'", "")
 
 
 def assert_checks(checks: Sequence[Check], reward_fn: RewardFn | nn.Module, inputs: Any) -> pd.DataFrame:

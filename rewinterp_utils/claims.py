@@ -114,6 +114,27 @@ class Claim:
     chapter: str = ""  #: gridworld, atari or table1
 
 
+def sanity_claim(key: str, claim: str, rank_corr_final: Iterable[float], threshold: float, where: str,
+                 chapter: str, unit: str = "model") -> Claim:
+    """The model-randomisation verdict of one attribution method over several reward models: *passes* when the
+    rank correlation after full randomisation is below ``threshold`` for every model (Part V's criterion)."""
+    finals = as_values(rank_corr_final, "rank_corr_final")
+    verdict, criterion = every_seed(finals, lambda v: v < threshold,
+                                    f"rank corr. after full randomisation < {threshold:g}", yes="passes", no="fails")
+    return Claim(key, claim, "not run", f"rank corr. after randomisation {fmt_spread(finals, 2, unit=unit)}",
+                 verdict, criterion, where, chapter)
+
+
+def unit_check_claim(key: str, claim: str, passed: Iterable[bool], where: str, chapter: str) -> Claim:
+    """A unit check's verdict over several reward models: *passes* when every model passes it."""
+    ok = np.asarray(list(passed), dtype=bool)
+    if ok.size == 0:
+        raise ValueError("unit_check_claim needs at least one model's result")
+    return Claim(key, claim, "not run", f"{int(ok.sum())} of {ok.size} models pass",
+                 _all_some_none(ok, "passes", "fails"),
+                 "passes: every model passes the check (fails: none does; mixed: some do)", where, chapter)
+
+
 def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:
     """The claims as a table indexed by claim (columns: paper, this build, verdict, criterion, where)."""
     if not claims:

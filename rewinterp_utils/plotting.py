@@ -1,13 +1,16 @@
-"""Figures: maze grids in colour, saliency rows, learning curves, saliency over Atari screens."""
+"""Figures: maze grids in colour, saliency rows, learning curves, saliency over Atari screens, randomisation curves."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from rewinterp_utils.envs.maze import grid_to_rgb
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BOOK_WIDTH = 7.6
 """Inches: the widest figure the book shows without shrinking it (its content column is about 780 px wide and
@@ -97,3 +100,31 @@ def overlay_saliency(screen: np.ndarray, scores: np.ndarray, game: str, score: s
     alpha = strength * np.clip(sal / max(sal.max(), 1e-12), 0, 1)[..., None]
     img = (1 - alpha) * mask_frame(screen, game, score).astype(np.float64) + alpha * np.asarray(colour, np.float64)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def sanity_curves_figure(curves: pd.DataFrame, groups: dict[str, Sequence[str]], threshold: float,
+                         height_per_row: float = 2.6) -> plt.Figure:
+    """Model-parameter randomisation curves: a row per group of models (e.g. a score setting), columns rank
+    correlation and SSIM; a colour per method, the group's first model drawn bold with markers and the other
+    seeds thin. ``curves`` as returned by :func:`rewinterp_utils.sanity.randomisation_curves`."""
+    methods = list(dict.fromkeys(curves["method"]))
+    fig, axes = plt.subplots(len(groups), 2, figsize=(BOOK_WIDTH, 0.6 + height_per_row * len(groups)),
+                             sharex=True, sharey=True, squeeze=False)
+    for row, (group, names) in enumerate(groups.items()):
+        for col, stat in enumerate(("rank_corr", "ssim")):
+            ax = axes[row, col]
+            for c, method in enumerate(methods):
+                for k, name in enumerate(names):
+                    sel = curves[(curves["method"] == method) & (curves["model"] == name)]
+                    ax.plot(sel["step"], sel[stat], color=f"C{c}", marker="o" if k == 0 else None, ms=3,
+                            lw=1.5 if k == 0 else 0.8, alpha=1 if k == 0 else 0.6,
+                            label=method if row == 0 and k == 0 else None)
+            ax.axhline(threshold, color="grey", ls=":", lw=1)
+            ax.set_title(f"{group}: {stat.replace('_', ' ')}" if group else stat.replace("_", " "))
+    for ax in axes[-1]:
+        ax.set_xlabel("layers randomised (output first)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("similarity to trained")
+    fig.legend(loc="lower center", ncol=len(methods), frameon=False)
+    fig.tight_layout(rect=(0, 0.07 if len(groups) < 2 else 0.04, 1, 1))
+    return fig

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ from scipy.stats import rankdata
 from torch import nn
 
 from rewinterp_utils import attribution
+from rewinterp_utils.claims import fmt_spread
 
 AttributeFn = Callable[[nn.Module, Any], np.ndarray]
 """``attribute_fn(model, inputs) -> maps``: an array with one map per input along its first axis."""
@@ -224,6 +225,72 @@ def sanity_verdict(curve: pd.DataFrame, threshold: float = 0.5) -> tuple[str, st
                  f"the fully randomised model is below {threshold:g} (measured {r:.3f}): the maps must depend on "
                  f"the learned weights")
     return ("passes" if passed else "fails"), criterion
+
+
+def randomisation_curves(models: Mapping[str, nn.Module], methods: Mapping[str, AttributeFn],
+                         inputs: Any | Callable[[str], Any], threshold: float = 0.5,
+                         seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`randomisation_curve` and :func:`sanity_verdict` for every (model, method).
+
+    ``inputs`` is the batch every map is computed on, or a function of the model's name giving its batch (e.g.
+    the observations of its score setting). Returns the curves (columns of :func:`randomisation_curve` plus
+    ``model``, ``method``, ``verdict``) and the metrics ``<model>.<method>.rank_corr_final``, ``.ssim_final``
+    and ``.verdict``.
+    """
+    if not models or not methods:
+        raise ValueError("randomisation_curves needs at least one model and one method")
+    curves, metrics = [], {}
+    for name, model in models.items():
+        batch = inputs(name) if callable(inputs) else inputs
+        for method, fn in methods.items():
+            curve = randomisation_curve(model, fn, batch, seed=seed)
+            verdict, _ = sanity_verdict(curve, threshold)
+            curves.append(curve.assign(model=name, method=method, verdict=verdict))
+            metrics |= {f"{name}.{method}.rank_corr_final": float(curve["rank_corr"].iloc[-1]),
+                        f"{name}.{method}.ssim_final": float(curve["ssim"].iloc[-1]),
+                        f"{name}.{method}.verdict": verdict}
+    return pd.concat(curves, ignore_index=True), metrics
+
+
+def data_randomisation(trained: nn.Module, shuffled: nn.Module, methods: Mapping[str, AttributeFn], inputs: Any,
+                       threshold: float = 0.5) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`data_randomisation_compare` per method, with a verdict (*passes* when the rank correlation is below
+    ``threshold``). Returns a table indexed by method (rank_corr, ssim, verdict) and the metrics
+    ``<method>.rank_corr``, ``.ssim``, ``.verdict``."""
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
+    rows, metrics = [], {}
+    for method, fn in methods.items():
+        cmp = data_randomisation_compare(fn(trained, inputs), fn(shuffled, inputs))
+        verdict = "passes" if cmp["rank_corr"] < threshold else "fails"
+        rows.append({"method": method, **cmp, "verdict": verdict})
+        metrics |= {f"{method}.rank_corr": cmp["rank_corr"], f"{method}.ssim": cmp["ssim"],
+                    f"{method}.verdict": verdict}
+    return pd.DataFrame(rows).set_index("method"), metrics
+
+
+def sanity_summary(curves: pd.DataFrame, by: Sequence[str] = ("method",)) -> pd.DataFrame:
+    """Per group of :func:`randomisation_curves` rows (``by``: columns such as ``method``): the rank correlation
+    after full randomisation over the group's models (mean ± sd) and how many models pass."""
+    final = curves.groupby(["model", "method"], sort=False).last().reset_index()
+    groups = final.groupby(list(by), sort=False)
+    return pd.DataFrame({
+        "rank corr. after full randomisation": groups["rank_corr"].apply(
+            lambda v: fmt_spread(v.to_numpy(), 2, unit="model")),
+        "models passing": groups["verdict"].apply(lambda v: f"{(v == 'passes').sum()} of {len(v)}"),
+    })
+
+
+def balanced_indices(rewarded: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``n // 2`` rewarded and as many unrewarded samples (fewer when a class is smaller),
+    drawn without replacement with ``numpy.random.default_rng(seed)``: the inputs of the sanity checks."""
+    rewarded = np.asarray(rewarded, dtype=bool)
+    if n < 2:
+        raise ValueError(f"n must be at least 2 (one sample of each class), got {n}")
+    yes, no = np.flatnonzero(rewarded), np.flatnonzero(~rewarded)
+    half = min(n // 2, len(yes), len(no))
+    rng = np.random.default_rng(seed)
+    return np.sort(np.r_[rng.choice(yes, half, replace=False), rng.choice(no, half, replace=False)])
 
 
 # ------------------------------------------------------------------------------------------- attributions
