@@ -128,3 +128,16 @@ def sanity_curves_figure(curves: pd.DataFrame, groups: dict[str, Sequence[str]],
     fig.legend(loc="lower center", ncol=len(methods), frameon=False)
     fig.tight_layout(rect=(0, 0.07 if len(groups) < 2 else 0.04, 1, 1))
     return fig
+
+
+def seed_strip(ax: plt.Axes, x: float, values: Sequence[float], paper: float | None = None,
+               label: bool = False) -> None:
+    """One quantity over model seeds at position ``x``: a dot per seed, their mean ± sd beside them and, when
+    given, the paper's value as a red star. ``label`` names the marks for a legend (set it on one call)."""
+    v = np.asarray(values, dtype=float)
+    ax.scatter(x + np.linspace(-0.12, 0.12, len(v)), v, s=18, color="tab:blue", alpha=0.8,
+               label="one model seed" if label else None)
+    ax.errorbar(x + 0.25, v.mean(), yerr=v.std(ddof=1) if len(v) > 1 else 0, fmt="o", color="k", capsize=3,
+                label="mean ± sd" if label else None)
+    if paper is not None:
+        ax.scatter([x], [paper], marker="*", s=120, color="tab:red", zorder=3, label="paper" if label else None)
