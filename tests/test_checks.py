@@ -275,3 +275,24 @@ def test_as_reward_fn_no_grad_float32_eval():
     out = fn(a, b)
     assert out.shape == (7,) and out.dtype == np.float64 and (out == 4.0).all()
     assert seen == {"dtype": (torch.float32, torch.float32), "grad": False, "training": False}
+
+
+def test_run_checks_on_stacks_models_and_unit_check_claim_counts_them():
+    from rewinterp_utils.checks import Check, run_checks_on
+    from rewinterp_utils.claims import unit_check_claim
+
+    def add_one(inputs):
+        (x,) = inputs
+        return (x + 1,)
+
+    check = Check("shift", add_one, "invariant", 0.01, "R is invariant to a shift by one")
+    flat = lambda x: np.zeros(len(x))  # noqa: E731 (passes)
+    slope = lambda x: x.sum(axis=1)  # noqa: E731 (fails: R rises by 3)
+    table = run_checks_on([check], {"flat": flat, "slope": slope}, (np.zeros((4, 3)),))
+    assert list(table.model) == ["flat", "slope"] and list(table.passed) == [True, False]
+    assert table.effect.tolist() == [0.0, 3.0]
+    claim = unit_check_claim("shift", "shift", table.passed, "here", "test")
+    assert (claim.verdict, claim.measured) == ("mixed", "1 of 2 models pass")
+    assert unit_check_claim("shift", "shift", [True, True], "here", "test").verdict == "passes"
+    with pytest.raises(ValueError):
+        unit_check_claim("shift", "shift", [], "here", "test")

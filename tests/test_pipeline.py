@@ -300,3 +300,23 @@ def test_sweep_on_a_real_dask_cluster_stops_and_resumes(smoke):
             assert datetime.fromisoformat(started).timestamp() >= resumed_at - 1, "made by the resumed run"
     summary = json.loads((root / "smoke" / "summary.json").read_text())
     assert "atari.table1.Breakout.shown.learned_shown.clipped_return_mean" in summary
+
+
+def test_every_reward_model_has_a_sanity_verdict_for_every_method(smoke):
+    """Part V covers every reward model the book trains: the models are read off the reward-model stages' own
+    cells (maze regression, preference, Atari per game, score setting and seed), the verdicts off summary.json."""
+    from rewinterp_utils.sanity import ATARI_METHODS, MAZE_METHODS
+
+    _, summary = smoke
+    expected = [f"maze.sanity.model{c.params['model_seed']}.{m}" for c in STAGES["maze_reward_model"].cells("smoke")
+                for m in MAZE_METHODS]
+    expected += [f"maze.sanity.pref_{c.params['variant']}.model{c.params['model_seed']}.{m}"
+                 for c in STAGES["maze_pref_model"].cells("smoke") for m in MAZE_METHODS]
+    expected += [f"atari.sanity.{c.params['game']}.{c.params['score']}.model{c.params['model_seed']}.{m}"
+                 for c in STAGES["atari_reward_model"].cells("smoke") for m in ATARI_METHODS]
+    assert len(expected) >= 2 * 3 + 3 * 3 + 8 * 4
+    for key in expected:
+        assert summary.get(f"{key}.verdict") in ("passes", "fails"), key
+        assert -1 <= summary[f"{key}.rank_corr_final"] <= 1, key
+    # the control that ignores the model fails everywhere; the check is not vacuous
+    assert all(summary[f"{k}.verdict"] == "fails" for k in expected if k.endswith(".edge"))

@@ -308,3 +308,40 @@ def test_bootstrap_share():
         bootstrap_share(small, ci=1.0)
     with pytest.raises(ValueError, match="no finite"):
         bootstrap_share(np.array([np.nan]))
+
+
+def test_balanced_indices_draws_half_of_each_class_without_replacement():
+    from rewinterp_utils.sanity import balanced_indices
+
+    rewarded = np.zeros(100, bool)
+    rewarded[[3, 50, 51, 52, 90]] = True
+    pick = balanced_indices(rewarded, 8, seed=1)
+    assert list(pick) == sorted(set(pick.tolist()))  # sorted, no repeats
+    assert rewarded[pick].sum() == 4 and (~rewarded[pick]).sum() == 4
+    assert rewarded[balanced_indices(rewarded, 20, seed=1)].sum() == 5  # capped by the smaller class
+    assert list(balanced_indices(rewarded, 8, seed=1)) == list(pick)
+    with pytest.raises(ValueError, match="at least 2"):
+        balanced_indices(rewarded, 1)
+
+
+def test_randomisation_curves_and_summary_over_models():
+    """Two models, the gradient and the edge control: one curve per (model, method), the edge control fails
+    for both models and the summary counts passes per method by hand."""
+    from rewinterp_utils.sanity import maze_attribution, randomisation_curves, sanity_summary
+
+    models = {}
+    for k in range(2):
+        torch.manual_seed(k)
+        models[f"model{k}"] = MazeRewardMLP()
+    rng = np.random.default_rng(0)
+    grids = rng.integers(0, 4, size=(6, 11, 11)).astype(np.float32)
+    methods = {"gradient": maze_attribution("gradient"), "edge": maze_attribution("edge")}
+    curves, metrics = randomisation_curves(models, methods, (grids, grids[::-1].copy()), 0.5, seed=0)
+    assert set(zip(curves.model, curves.method)) == {(m, k) for m in models for k in methods}
+    assert all(metrics[f"{m}.edge.verdict"] == "fails" for m in models)
+    summary = sanity_summary(curves)
+    passing = {k: sum(metrics[f"{m}.{k}.verdict"] == "passes" for m in models) for k in methods}
+    assert summary.loc["edge", "models passing"] == "0 of 2"
+    assert summary.loc["gradient", "models passing"] == f"{passing['gradient']} of 2"
+    with pytest.raises(ValueError):
+        randomisation_curves({}, methods, (grids, grids))

@@ -243,6 +243,11 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 
 
+BUDGET_MIN: dict[str, float] = {"gridworld": 10, "atari": 45, "table1": 45}
+"""Wall-time budget in minutes of each chapter at ``default`` on a 2-core CPU (the sum of its stages' wall times;
+the reproducing page judges each build against it)."""
+
+
 def check_profile(profile: str) -> str:
     """Return ``profile`` if known, else raise ``ValueError`` naming the valid profiles."""
     if profile not in PROFILES:
