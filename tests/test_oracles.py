@@ -210,3 +210,31 @@ def test_the_score_box_covers_every_hud_pixel_that_changes_when_a_reward_comes(g
             inside += bool((frame[box.slices] != previous[box.slices]).any())
         previous = frame
     assert rewarded >= 10 and inside >= rewarded // 2
+
+
+def test_fit_regression_equals_a_plain_minibatch_adam_loop():
+    """The paper's regression as every reward-model stage runs it, against a loop written out here: a fresh
+    permutation per epoch from one seeded generator, minibatch MSE, Adam. Same weights to the last bit."""
+    from rewinterp_utils.reward_models import MazeRewardMLP, fit_regression
+
+    rng = np.random.default_rng(0)
+    s, s_next = (torch.as_tensor(rng.integers(0, 4, (53, 11, 11)), dtype=torch.float32) for _ in range(2))
+    y = torch.as_tensor(rng.random(53), dtype=torch.float32)
+    torch.manual_seed(3)
+    ours = MazeRewardMLP()
+    history = fit_regression(ours, (s, s_next), y, epochs=3, batch_size=10, learning_rate=1e-3, seed=5)
+    torch.manual_seed(3)
+    plain = MazeRewardMLP()
+    opt = torch.optim.Adam(plain.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(5)
+    for _ in range(3):
+        order = torch.randperm(53, generator=gen)
+        for start in range(0, 53, 10):
+            idx = order[start:start + 10]
+            loss = ((plain(s[idx], s_next[idx]) - y[idx]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert len(history) == 3
+    for a, b in zip(ours.parameters(), plain.parameters()):
+        assert torch.equal(a, b)

@@ -295,7 +295,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           sweep={"model_seed": "maze_reward_model.n_seeds"}, upstream=("maze_reward_model",),
           metrics="maze.counterfactual.model{model_seed}"),
     Stage("maze_seeds", "gridworld", "Every audit over reward-model seeds", "maze_reward_model",
-          upstream=("maze_reward_model", "maze_saliency", "maze_counterfactuals"), metrics="maze"),
+          upstream=("maze_dataset", "maze_reward_model", "maze_saliency", "maze_counterfactuals"), metrics="maze"),
     Stage("maze_sanity", "gridworld", "Saliency sanity checks and reward-model unit checks", "maze_sanity",
           upstream=("maze_dataset", "maze_reward_model"), metrics="maze.sanity"),
     Stage("maze_retrain", "gridworld", "Retrain PPO on true or learned reward", "maze_retrain",
