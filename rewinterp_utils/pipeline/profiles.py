@@ -212,7 +212,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "maze_preference": MazePreference(n_pairs=3_000, few_pairs=100),
         "maze_pref_retrain": MazePrefRetrain(total_timesteps=20_000),
         "maze_retrain": MazeRetrain(total_timesteps=30_000, n_seeds=5, eval_freq=1_000),
-        "atari_expert": AtariExpert(total_timesteps=225_000, eval_freq=50_000, n_eval_episodes=4),
+        "atari_expert": AtariExpert(total_timesteps=175_000, eval_freq=50_000, n_eval_episodes=4),
         "atari_dataset": AtariDataset(n_train=5_000, n_test=1_000, max_steps=1_000_000),
         # 1e-3 (the paper's) collapsed the Seaquest model to a constant at our data size; see the reproducing page
         "atari_reward_model": AtariRewardModel(epochs=10, learning_rate=3e-4),
