@@ -118,15 +118,17 @@ def sanity_curves_figure(curves: pd.DataFrame, groups: dict[str, Sequence[str]],
                     sel = curves[(curves["method"] == method) & (curves["model"] == name)]
                     ax.plot(sel["step"], sel[stat], color=f"C{c}", marker="o" if k == 0 else None, ms=3,
                             lw=1.5 if k == 0 else 0.8, alpha=1 if k == 0 else 0.6,
-                            label=method if row == 0 and k == 0 else None)
+                            label=method if row == col == 0 and k == 0 else None)
             ax.axhline(threshold, color="grey", ls=":", lw=1)
             ax.set_title(f"{group}: {stat.replace('_', ' ')}" if group else stat.replace("_", " "))
     for ax in axes[-1]:
         ax.set_xlabel("layers randomised (output first)")
     for ax in axes[:, 0]:
         ax.set_ylabel("similarity to trained")
-    fig.legend(loc="lower center", ncol=len(methods), frameon=False)
-    fig.tight_layout(rect=(0, 0.07 if len(groups) < 2 else 0.04, 1, 1))
+    height = fig.get_size_inches()[1]
+    fig.tight_layout(rect=(0, 0.45 / height, 1, 1))
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=len(methods), frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
     return fig
 
 
