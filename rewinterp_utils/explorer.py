@@ -9,7 +9,7 @@ live, :meth:`RewardExplorer.figure` gives the same picture as a plain matplotlib
 Example (in a notebook)::
 
     explorer = RewardExplorer(model)
-    explorer.widget                      # the live explorer
+    explorer.interactive()               # the live explorer where someone can use it, else its figure
     explorer.place("s_next", (1, 1), "goal")
     explorer.figure()                    # static picture of the current state
 """
@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from rewinterp_utils.envs.maze import COLOURS, FREE, Cell, draw, empty_layout
 from rewinterp_utils.plotting import BOOK_WIDTH, show_grid, show_map
 from rewinterp_utils.attribution import gradient_saliency
+from rewinterp_utils.frontend import widget_or_static
 
 GridName = Literal["s", "s_next"]
 Mode = Literal["agent", "goal", "erase"]
@@ -78,8 +79,7 @@ class RewardExplorer:
         self._agent: dict[str, Cell] = {}
         self._goals: dict[str, list[Cell]] = {}
         self._set_default_state()
-        self._build_widgets()
-        self._refresh()
+        self._widget: widgets.VBox | None = None
 
     # -- state -------------------------------------------------------------------------------------
     @property
@@ -163,7 +163,21 @@ class RewardExplorer:
         return fig
 
     # -- widgets -----------------------------------------------------------------------------------
-    def _build_widgets(self) -> None:
+    @property
+    def widget(self) -> widgets.VBox:
+        """The live explorer: mode buttons, one clickable grid for s and one for s', R and the figure (made on
+        first use, so that no widget exists where nobody can use one)."""
+        if self._widget is None:
+            self._widget = self._build_widgets()
+            self._refresh()
+        return self._widget
+
+    def interactive(self) -> widgets.VBox | Figure:
+        """The live :attr:`widget` where a person can use it, else :meth:`figure` (see
+        :func:`~rewinterp_utils.frontend.live_widgets`)."""
+        return widget_or_static(lambda: self.widget, self.figure)
+
+    def _build_widgets(self) -> widgets.VBox:
         self.mode_selector = widgets.ToggleButtons(
             options=list(MODES), value="agent", description="place",
             style={"button_width": "64px"}, tooltips=["move the agent", "toggle a goal", "remove a goal"],
@@ -195,7 +209,7 @@ class RewardExplorer:
                                       layout=widgets.Layout(margin="0 24px 0 0")))
         self.reward_label = widgets.HTML()
         self.output = widgets.Output()
-        self.widget = widgets.VBox([
+        return widgets.VBox([
             widgets.HBox([self.mode_selector, self.copy_button, self.reset_button]),
             widgets.HBox(boxes),
             self.reward_label,
@@ -208,7 +222,9 @@ class RewardExplorer:
         return handler
 
     def _refresh(self) -> None:
-        """Recolour the cell buttons and re-render the figure into the Output widget."""
+        """Recolour the cell buttons and re-render the figure into the Output widget (once they exist)."""
+        if self._widget is None:
+            return
         for name in GRIDS:
             grid = self.grid(name)
             for (r, c), button in self.buttons[name].items():

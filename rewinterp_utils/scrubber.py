@@ -10,7 +10,7 @@ score digits change.
 Example (in a notebook)::
 
     scrubber = AtariScrubber("Seaquest", steps, screens, obs, models, reward)
-    scrubber.widget                      # the live slider
+    scrubber.interactive()               # the live slider where someone can use it, else a still
     scrubber.show(40, view="hidden")     # one step, as a figure
     HTML(scrubber.animation(stride=4))   # the static animation
 """
@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from rewinterp_utils.attribution import occlusion_saliency
 from rewinterp_utils.envs.atari import SCORES
+from rewinterp_utils.frontend import widget_or_static
 from rewinterp_utils.plotting import BOOK_WIDTH, overlay_saliency
 from rewinterp_utils.reward_models import predict
 
@@ -62,11 +63,7 @@ class AtariScrubber:
         self.pred = {(m, s): predict(models[m], obs[s]) for m in SCORES for s in SCORES}
         self._maps: dict[tuple[str, str, int], np.ndarray] = {}
         self.figure: Figure | None = None
-        self.slider = widgets.IntSlider(value=0, min=0, max=n - 1, description="step", continuous_update=False)
-        self.view = widgets.ToggleButtons(options=list(SCORES), value="hidden", description="score")
-        self.output = widgets.Output()
-        self.slider.observe(self._update, names="value")
-        self.view.observe(self._update, names="value")
+        self._widget: widgets.VBox | None = None
 
     def occlusion(self, model: str, view: str, t: int) -> np.ndarray:
         """The occlusion map (17x17) of ``model`` on the observation of step index ``t`` in setting ``view``."""
@@ -123,9 +120,24 @@ class AtariScrubber:
 
     @property
     def widget(self) -> widgets.VBox:
-        """The live scrubber: score toggle, step slider and the picture."""
+        """The live scrubber: score toggle, step slider and the picture (made on first use)."""
+        if self._widget is None:
+            self.slider = widgets.IntSlider(value=0, min=0, max=len(self.steps) - 1, description="step",
+                                            continuous_update=False)
+            self.view = widgets.ToggleButtons(options=list(SCORES), value="hidden", description="score")
+            self.output = widgets.Output()
+            self.slider.observe(self._update, names="value")
+            self.view.observe(self._update, names="value")
+            self._widget = widgets.VBox([self.view, self.slider, self.output])
         self._update()
-        return widgets.VBox([self.view, self.slider, self.output])
+        return self._widget
+
+    def interactive(self, view: str = "shown") -> widgets.VBox | Figure:
+        """The live :attr:`widget` where a person can use it, else the still of the first rewarded step of
+        ``view`` (see :func:`~rewinterp_utils.frontend.live_widgets`)."""
+        rewarded = np.flatnonzero(self.reward != 0)
+        return widget_or_static(lambda: self.widget, lambda: self.show(int(rewarded[0]) if len(rewarded) else 0,
+                                                                       view))
 
     def animation(self, view: str = "hidden", stride: int = 4, dpi: int = 90, fps: int = 4) -> str:
         """Every ``stride``-th step of ``view`` as a self-contained HTML animation (play, pause, step and a slider

@@ -21,6 +21,14 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
+def run_notebook(path, out, parameters=None, cwd=None):
+    """Execute a notebook with papermill under the runner's watchdog (a code cell that stops answering is
+    interrupted, the notebook rerun once, then ``CellHung``): no test waits on a silent kernel for ever."""
+    from rewinterp_utils.pipeline.watchdog import Limits, execute_watched
+
+    return execute_watched(path, out, Limits(cell_s=900), parameters, cwd=cwd)
+
+
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory):
     """Every stage notebook executed by papermill at `smoke`, through the runner (as `make book` does)."""

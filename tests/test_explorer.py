@@ -26,7 +26,9 @@ def model() -> MazeRewardMLP:
 
 @pytest.fixture
 def explorer(model) -> RewardExplorer:
-    return RewardExplorer(model)
+    made = RewardExplorer(model)
+    made.widget  # the live widgets are made on first use
+    return made
 
 
 def hex_of(value: int) -> str:
@@ -73,6 +75,7 @@ def test_place_updates_grids(model, explorer):
 
 def test_button_clicks_match_place(model):
     clicked, placed = RewardExplorer(model), RewardExplorer(model)
+    clicked.widget
     for grid, cell, mode in [("s", (4, 4), "agent"), ("s_next", (1, 1), "goal"), ("s_next", (9, 9), "erase"),
                              ("s_next", (1, 1), "agent"), ("s", (6, 2), "goal"), ("s", (6, 2), "goal")]:
         clicked.mode_selector.value = mode
@@ -135,6 +138,7 @@ def test_invalid_place_raises(explorer, grid, cell, mode):
 def test_walled_layout(model):
     layout = walled_layout()
     explorer = RewardExplorer(model, layout=layout, agent_s=(1, 1), agent_next=(1, 2), goals_s=(), goals_next=())
+    explorer.widget
     assert explorer.buttons["s"][(2, 2)].disabled and not explorer.buttons["s"][(1, 1)].disabled
     with pytest.raises(ValueError):
         explorer.place("s", (2, 2), "goal")  # interior wall

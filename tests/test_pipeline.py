@@ -19,6 +19,7 @@ import nbformat
 import papermill as pm
 import pytest
 
+from conftest import run_notebook
 from rewinterp_utils.pipeline import artifacts as art
 from rewinterp_utils.pipeline import runner
 from rewinterp_utils.pipeline.stages import STAGES, get_stage
@@ -71,9 +72,8 @@ def failing_notebook(name: str, tmp_path: Path, monkeypatch, **parameters) -> pm
     """Execute notebooks/<name>.ipynb with an empty artifact root; the error it stopped with."""
     monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
     with pytest.raises(pm.PapermillExecutionError) as err:
-        pm.execute_notebook(str(REPO / "notebooks" / f"{name}.ipynb"), str(tmp_path / "out.ipynb"),
-                            parameters={"profile": "smoke", **parameters}, progress_bar=False,
-                            kernel_name="python3", cwd=str(tmp_path))
+        run_notebook(REPO / "notebooks" / f"{name}.ipynb", tmp_path / "out.ipynb", {"profile": "smoke", **parameters},
+                     cwd=tmp_path)
     return err.value
 
 

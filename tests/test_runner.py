@@ -17,10 +17,10 @@ from http.server import HTTPServer, SimpleHTTPRequestHandler
 from pathlib import Path
 
 import nbformat
-import papermill as pm
 import psutil
 import pytest
 
+from conftest import run_notebook
 from rewinterp_utils.pipeline import runner
 from rewinterp_utils.pipeline.book import build_book
 from rewinterp_utils.pipeline.scheduler import CONNECT_DEADLINE_S
@@ -176,9 +176,8 @@ def test_a_standalone_run_with_custom_sizes_leaves_the_profiles_cell_alone(smoke
     profile_cell = get_stage("maze_expert").cell("smoke")
     stamp = profile_cell.dir.joinpath("manifest.json").stat().st_mtime_ns
     out = tmp_path / "custom.ipynb"
-    pm.execute_notebook(str(REPO / "notebooks" / "maze_expert.ipynb"), str(out), progress_bar=False,
-                        parameters={"profile": "smoke", "total_timesteps": 1536}, kernel_name="python3",
-                        cwd=str(tmp_path))
+    run_notebook(REPO / "notebooks" / "maze_expert.ipynb", out, {"profile": "smoke", "total_timesteps": 1536},
+                 cwd=tmp_path)
     custom = get_stage("maze_expert").cell("smoke", total_timesteps=1536)
     assert custom.dir != profile_cell.dir and (custom.dir / "manifest.json").is_file()
     printed = "".join(o.get("text", "") for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", []))

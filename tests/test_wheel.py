@@ -51,7 +51,8 @@ def test_a_notebook_runs_alone_against_the_installed_wheel(fresh, smoke, tmp_pat
     work.mkdir()
     shutil.copy(REPO / "notebooks" / f"{name}.ipynb", work / f"{name}.ipynb")
     done = subprocess.run([str(fresh), "-m", "papermill", f"{name}.ipynb", "out.ipynb", "-p", "profile", "smoke",
-                           "--kernel", "python3", "--no-progress-bar"], cwd=work, capture_output=True, text=True,
+                           "--kernel", "python3", "--no-progress-bar", "--execution-timeout", "900"], cwd=work,
+                          capture_output=True, text=True, timeout=1200,
                           env={"PATH": f"{fresh.parent}:/usr/bin:/bin", "HOME": str(tmp_path),
                                "REWINTERP_ARTIFACTS": str(root), "TQDM_DISABLE": "1"})
     assert done.returncode == 0, done.stderr[-3000:]

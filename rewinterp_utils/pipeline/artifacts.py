@@ -131,13 +131,15 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def publish(tmp: Path, final: Path, executed: Path | None = None) -> Path:
+def publish(tmp: Path, final: Path, executed: Path | None = None, record: Mapping[str, Any] | None = None) -> Path:
     """Move a finished cell's temporary folder into place in one rename (after adding ``executed`` to it and to
-    its manifest); an older folder of the same cell is replaced."""
+    its manifest, and the entries of ``record`` to the manifest); an older folder of the same cell is replaced."""
     manifest = json.loads((tmp / MANIFEST).read_text())
-    if executed is not None:
-        shutil.copyfile(executed, tmp / EXECUTED)
-        manifest["files"][EXECUTED] = sha256(tmp / EXECUTED)
+    if executed is not None or record:
+        if executed is not None:
+            shutil.copyfile(executed, tmp / EXECUTED)
+            manifest["files"][EXECUTED] = sha256(tmp / EXECUTED)
+        manifest.update(record or {})
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
     old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
     if final.exists():

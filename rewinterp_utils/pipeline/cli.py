@@ -1,8 +1,9 @@
 """``rewinterp run`` executes the stage notebooks; ``rewinterp book`` builds the HTML book from them.
 
-Exit codes: 0 done, 1 a stage failed or the book did not build, 2 bad input (arguments, a scheduler address
-that is not a reachable Dask scheduler), 75 another run holds the artifact folder, 130 interrupted (rerun the
-same command to resume).
+Exit codes: 0 done, 1 a cell failed (its notebook raised, or a code cell stopped answering on both attempts:
+see :mod:`~rewinterp_utils.pipeline.watchdog`) or the book did not build, 2 bad input (arguments, a watchdog
+limit that is not a positive number, a scheduler address that is not a reachable Dask scheduler), 75 another run
+holds the artifact folder, 130 interrupted (rerun the same command to resume).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 
 from rewinterp_utils.pipeline.profiles import PROFILES
 from rewinterp_utils.pipeline.stages import CHAPTERS
+from rewinterp_utils.pipeline.watchdog import positive_seconds
 
 EXIT_BUSY, EXIT_INTERRUPTED = 75, 130
 
@@ -27,6 +29,15 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(option: str):
+    def parse(text: str) -> float:
+        try:
+            return positive_seconds(text, option)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rewinterp", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -39,6 +50,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the cells on an existing Dask cluster (tcp://HOST:8786) instead of local processes; "
                         "fails within 10 s if no Dask scheduler answers there")
+    r.add_argument("--cell-timeout", type=_seconds("--cell-timeout"), default=None, metavar="SECONDS",
+                   help="most seconds one code cell may run before it is interrupted and its notebook rerun once "
+                        "(default: 4x the stage's longest recorded time, at least 600; env REWINTERP_CELL_TIMEOUT)")
+    r.add_argument("--idle-timeout", type=_seconds("--idle-timeout"), default=None, metavar="SECONDS",
+                   help="most seconds a kernel may use no CPU while its cell has not answered (default: 120; env "
+                        "REWINTERP_IDLE_TIMEOUT)")
     b = sub.add_parser("book", help="build the HTML book from the executed notebooks")
     b.add_argument("--profile", choices=PROFILES, default="default", help="whose executed notebooks to use")
     b.add_argument("--no-strict", action="store_true", help="do not treat Sphinx warnings as errors")
@@ -52,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             summary = runner.run(args.profile, args.chapter, force=args.force, jobs=args.jobs, n_seeds=args.seeds,
-                                 scheduler=args.scheduler)
+                                 scheduler=args.scheduler, cell_timeout=args.cell_timeout,
+                                 idle_timeout=args.idle_timeout)
             print(f"{len(summary)} metrics in {runner.artifacts_root() / args.profile / 'summary.json'}")
         else:
             html = book.build_book(args.profile, strict=not args.no_strict)

@@ -4,6 +4,10 @@
   (:mod:`~rewinterp_utils.pipeline.worker`), or as tasks of a Dask cluster (``scheduler``).
 * A cell is done when its manifest verifies (:func:`~rewinterp_utils.pipeline.artifacts.verify`) and records its
   executed notebook; done cells are skipped, so a rerun resumes an interrupted run.
+* Every code cell runs under the watchdog (:mod:`~rewinterp_utils.pipeline.watchdog`): one that stops answering
+  is interrupted and its notebook rerun once with a fresh kernel; if it stops again the cell fails. A failed cell
+  does not stop the others: the rest of its stage runs, stages that read a failed stage are skipped, every other
+  stage runs, and :class:`StageFailed` names every failure at the end.
 * Ctrl-C (SIGINT) or SIGTERM: no queued cell starts, running cells and their kernels are stopped (on a Dask
   cluster too), :class:`Interrupted` is raised within seconds; rerun the same command to resume.
 * One run at a time per artifact folder and profile (:class:`RunnerBusy` names the running one); temporary
@@ -41,6 +45,13 @@ from rewinterp_utils.pipeline.artifacts import (
 )
 from rewinterp_utils.pipeline.scheduler import SchedulerUnreachable, connect
 from rewinterp_utils.pipeline.stages import CHAPTERS, STAGES, Cell, Stage, check_chapter
+from rewinterp_utils.pipeline.watchdog import (
+    CELL_TIMEOUT_ENV,
+    IDLE_TIMEOUT_ENV,
+    OPTION_OF_ENV,
+    limits_from_env,
+    positive_seconds,
+)
 from rewinterp_utils.pipeline.worker import failed_path, run_subprocess, spec
 
 __all__ = ["Interrupted", "RunnerBusy", "SchedulerUnreachable", "StageFailed", "is_done", "run", "stage_cells",
@@ -51,7 +62,8 @@ STOP_GRACE_S = 4.0
 
 
 class StageFailed(RuntimeError):
-    """A stage notebook raised; the message names the executed notebook that holds the traceback."""
+    """A cell failed (its notebook raised, or a code cell stopped answering twice); the message names each failed
+    cell's executed notebook and the stages skipped because they read a failed one."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -258,16 +270,23 @@ def run_on_dask_worker(cell_spec: str, workdir: str, env: dict[str, str], event_
     return log.read() or f"worker exited with code {proc.returncode}" if proc.returncode else ""
 
 
+def _report_retries(cell: Cell) -> None:
+    """Print the code cells the watchdog stopped before the cell's notebook succeeded (from its manifest)."""
+    for s in read_manifest(cell.dir).get("watchdog", []):
+        tqdm.write(f"watchdog: {cell.describe()}: code cell {s['code_cell']} (`{s['first_line']}`) stopped after "
+                   f"{s['after_s']:.0f} s ({s['seen']}); the rerun with a fresh kernel succeeded", file=sys.stderr)
+
+
 def _execute_cells(cells: list[Cell], backend: Any, stop: threading.Event, desc: str) -> list[tuple[Cell, str]]:
-    """Run ``cells`` on ``backend``; returns the failures. On ``stop``: nothing new starts, running cells are
-    stopped, :class:`Interrupted`. After a failure no new cell starts and the running ones finish."""
+    """Run ``cells`` on ``backend``; returns the failures (the other cells go on after one). On ``stop``: nothing
+    new starts, running cells are stopped, :class:`Interrupted`."""
     pending, running, failures = list(cells), {}, []
     with tqdm(total=len(cells), desc=desc, unit="cell", file=sys.stderr) as bar:
         while pending or running:
             if stop.is_set():
                 backend.stop(list(running.values()))
                 raise Interrupted
-            while pending and not failures and len(running) < backend.jobs:
+            while pending and len(running) < backend.jobs:
                 cell = pending.pop(0)
                 running[cell] = backend.start(cell)
             for cell, handle in list(running.items()):
@@ -277,24 +296,39 @@ def _execute_cells(cells: list[Cell], backend: Any, stop: threading.Event, desc:
                     bar.update()
                     if error:
                         failures.append((cell, error))
-            if failures and not running:
-                break
+                    elif cell.dir.is_dir():
+                        _report_retries(cell)
             stop.wait(0.2)
     return failures
 
 
+def _watchdog_env(cell_timeout: float | None, idle_timeout: float | None) -> dict[str, str]:
+    """The watchdog's limits for the workers: the options' values (validated), else the environment's
+    (validated); ``ValueError`` naming the option or variable."""
+    limits_from_env()
+    env = {}
+    for value, name in ((cell_timeout, CELL_TIMEOUT_ENV), (idle_timeout, IDLE_TIMEOUT_ENV)):
+        if value is not None:
+            env[name] = repr(positive_seconds(value, OPTION_OF_ENV[name]))
+    return env
+
+
 def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | None = None,
-        n_seeds: int | None = None, scheduler: str | None = None) -> dict[str, Any]:
+        n_seeds: int | None = None, scheduler: str | None = None, cell_timeout: float | None = None,
+        idle_timeout: float | None = None) -> dict[str, Any]:
     """Run every cell of ``chapter`` at ``profile`` that is not done; return the new summary.
 
-    ``n_seeds`` overrides the profile's number of seeds of every sweep that has one. Raises ``ValueError`` on bad
-    input and :class:`SchedulerUnreachable` for a bad ``scheduler`` before anything is written,
-    :class:`RunnerBusy`, :class:`StageFailed` and :class:`Interrupted`.
+    ``n_seeds`` overrides the profile's number of seeds of every sweep that has one; ``cell_timeout`` and
+    ``idle_timeout`` (seconds) the watchdog's limits (:mod:`~rewinterp_utils.pipeline.watchdog`). Raises
+    ``ValueError`` on bad input and :class:`SchedulerUnreachable` for a bad ``scheduler`` before anything is
+    written, :class:`RunnerBusy`, :class:`StageFailed` (after every stage that could run has run) and
+    :class:`Interrupted`.
     """
     if n_seeds is not None and (isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1):
         raise ValueError(f"n_seeds must be a positive integer, got {n_seeds!r}")
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    watchdog_env = _watchdog_env(cell_timeout, idle_timeout)
     chapters = check_chapter(chapter)
     sizes = {"n_seeds": n_seeds} if n_seeds is not None else {}
     stages = stages_for(chapters)
@@ -309,12 +343,20 @@ def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | Non
             workdir.mkdir(parents=True, exist_ok=True)
             jobs = jobs or os.cpu_count() or 1
             # kernels inherit: one artifact root, one BLAS thread per parallel job, no progress bars
-            env = {"REWINTERP_ARTIFACTS": str(root), "TQDM_DISABLE": "1",
+            env = {"REWINTERP_ARTIFACTS": str(root), "TQDM_DISABLE": "1", "REWINTERP_BATCH": "1", **watchdog_env,
                    "OMP_NUM_THREADS": "1" if client else str(max(1, (os.cpu_count() or 1) // jobs))}
             backend = DaskBackend(client, workdir, env) if client else LocalBackend(jobs, workdir, env)
             failed: set[Cell] = set()
+            failures_all: list[tuple[Cell, str]] = []
+            broken: dict[str, str] = {}  # stage -> why it did not complete (failed cells, or skipped)
             summary: dict[str, Any] = {}
             for s in stages:
+                blocked = [u for u in s.upstream if u in broken]
+                if blocked or (broken and s.chapter == "book"):
+                    broken[s.name] = (f"skipped: it reads {', '.join(blocked)}, which did not complete" if blocked
+                                      else "skipped: the book's pages report on a complete build")
+                    print(f"{s.name}: {broken[s.name]}", file=sys.stderr)
+                    continue
                 todo = []
                 for cell in grids[s.name]:
                     reason = None if force or s.always_run else done_reason(cell)
@@ -327,11 +369,16 @@ def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | Non
                 failed |= {c for c, _ in failures}
                 summary = write_summary(profile, chapters, sizes, exclude=failed)
                 if failures:
-                    details = "\n".join(f"- {c.describe()}: executed notebook {failed_path(c)}\n{e[-2000:]}"
-                                        for c, e in failures)
-                    raise StageFailed(f"{s.name}: {len(failures)} of {len(todo)} cell(s) failed\n{details}")
-                if todo:
+                    broken[s.name] = f"{len(failures)} of {len(todo)} cell(s) failed"
+                    failures_all += failures
+                    print(f"{s.name}: {broken[s.name]}; the other stages go on", file=sys.stderr)
+                elif todo:
                     print(f"{s.name}: {len(todo)} cell(s) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            if failures_all:
+                details = "\n".join(f"- {c.describe()}: executed notebook {failed_path(c)}\n{e[-2000:]}"
+                                    for c, e in failures_all)
+                stages_text = "; ".join(f"{name}: {why}" for name, why in broken.items())
+                raise StageFailed(f"{len(failures_all)} cell(s) failed ({stages_text})\n{details}")
             return summary
     finally:
         if client is not None:

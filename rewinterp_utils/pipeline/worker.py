@@ -2,9 +2,12 @@
 
 The runner starts one such process per cell (locally, or from a Dask task), in a process group of its own, so
 that it can stop the cell and its kernel at once. ``SPEC`` is JSON: ``{"stage", "profile", "params"}``.
-The notebook's ``run.finish`` leaves its finished temporary folder to this process (:data:`HANDOFF_ENV`), which
-adds the executed notebook and renames the folder into place in one step. On failure the executed notebook is
-kept next to the cell's folder as ``<key>.failed.ipynb`` and the exit code is 1.
+The notebook runs under the watchdog (:mod:`~rewinterp_utils.pipeline.watchdog`): a code cell that stops
+answering is interrupted and the notebook rerun once with a fresh kernel (the manifest's ``watchdog`` entry
+records it). The notebook's ``run.finish`` leaves its finished temporary folder to this process
+(:data:`HANDOFF_ENV`), which adds the executed notebook and renames the folder into place in one step. On failure
+the executed notebook is kept next to the cell's folder as ``<key>.failed.ipynb`` and the exit code is 1
+(:data:`EXIT_HUNG` when a code cell stopped answering on both attempts).
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from typing import Any
 
 from rewinterp_utils.pipeline.artifacts import HANDOFF_ENV, publish
 from rewinterp_utils.pipeline.stages import Cell, get_stage, notebooks_dir
+from rewinterp_utils.pipeline.watchdog import CellHung, Stop, execute_watched, limits_for, stops_record
 
-EXIT_FAILED = 1
+EXIT_FAILED, EXIT_HUNG = 1, 3
 
 
 def spec(cell: Cell) -> str:
@@ -39,10 +43,26 @@ def failed_path(cell: Cell) -> Path:
     return cell.dir.with_name(f"{cell.dir.name}.failed.ipynb")
 
 
-def execute(cell: Cell, workdir: Path) -> Path:
-    """Run the cell's notebook and publish the cell; ``RuntimeError`` naming the failed notebook if it raised."""
-    import papermill as pm
+class CellFailed(RuntimeError):
+    """The cell's notebook raised, or a code cell stopped answering on every attempt (``hung``)."""
 
+    def __init__(self, message: str, hung: bool) -> None:
+        super().__init__(message)
+        self.hung = hung
+
+
+def _discard_attempt(cell: Cell, handoff: Path) -> None:
+    """Remove what a stopped attempt left: its hand-off file and the cell's temporary folders."""
+    if handoff.is_file():
+        shutil.rmtree(json.loads(handoff.read_text())["tmp"], ignore_errors=True)
+    handoff.unlink(missing_ok=True)
+    for tmp in cell.dir.parent.glob(f".{cell.dir.name}.tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def execute(cell: Cell, workdir: Path) -> Path:
+    """Run the cell's notebook under the watchdog and publish the cell; :class:`CellFailed` naming the failed
+    notebook if it raised or stopped answering twice."""
     stage_dir = cell.dir.parent
     stage_dir.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex[:8]
@@ -50,20 +70,27 @@ def execute(cell: Cell, workdir: Path) -> Path:
     handoff = stage_dir / f".{cell.key}.handoff-{token}.json"
     os.environ[HANDOFF_ENV] = str(handoff)
     params = {"profile": cell.profile, **{k: v for k, v in cell.params.items() if v is not None}}
+
+    def before_retry(stop: Stop) -> None:
+        print(f"watchdog: {cell.describe()}: {stop.describe()}; rerunning the notebook with a fresh kernel",
+              file=sys.stderr, flush=True)
+        _discard_attempt(cell, handoff)
+
     try:
-        pm.execute_notebook(str(notebooks_dir() / f"{cell.stage.name}.ipynb"), str(out), parameters=params,
-                            cwd=str(workdir), progress_bar=False, kernel_name="python3")
+        stops = execute_watched(notebooks_dir() / f"{cell.stage.name}.ipynb", out, limits_for(cell), params,
+                                cwd=workdir, before_retry=before_retry)
         if not handoff.is_file():
             raise RuntimeError(f"notebooks/{cell.stage.name}.ipynb ended without calling run.finish(metrics)")
-        publish(Path(json.loads(handoff.read_text())["tmp"]), cell.dir, executed=out)
+        publish(Path(json.loads(handoff.read_text())["tmp"]), cell.dir, executed=out,
+                record={"watchdog": stops_record(stops)} if stops else None)
         return cell.dir
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's traceback
         failed = failed_path(cell)
         if out.exists():
             out.replace(failed)
-        if handoff.is_file():
-            shutil.rmtree(json.loads(handoff.read_text())["tmp"], ignore_errors=True)
-        raise RuntimeError(f"{cell.describe()} failed; executed notebook: {failed}\n{e}") from e
+        _discard_attempt(cell, handoff)
+        raise CellFailed(f"{cell.describe()} failed; executed notebook: {failed}\n{e}",
+                         hung=isinstance(e, CellHung)) from e
     finally:
         out.unlink(missing_ok=True)
         handoff.unlink(missing_ok=True)
@@ -97,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args[1]) if len(args) > 1 else Path.cwd()
     try:
         execute(cell, workdir)
-    except RuntimeError as e:
+    except CellFailed as e:
         print(str(e)[-4000:], file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_HUNG if e.hung else EXIT_FAILED
     return 0
 
 
