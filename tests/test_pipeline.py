@@ -22,7 +22,10 @@ import pytest
 from conftest import run_notebook
 from rewinterp_utils.pipeline import artifacts as art
 from rewinterp_utils.pipeline import runner
+from rewinterp_utils.pipeline.artifacts import StoredCell, cell_dir, is_done
+from rewinterp_utils.pipeline.backends import LocalBackend
 from rewinterp_utils.pipeline.stages import STAGES, get_stage
+from rewinterp_utils.pipeline.summary import write_summary
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -128,7 +131,7 @@ def test_smoke_runs_every_stage(smoke):
     root, summary = smoke
     for stage in STAGES.values():
         for cell in stage.cells("smoke"):
-            assert runner.is_done(cell), cell.describe()
+            assert is_done(cell), cell.describe()
     required = ["maze.expert.success_rate", "maze.rm.test_mse", "maze.rm.reward_on_goal", "maze.rm.reward_off_goal",
                 "maze.counterfactual.no_goal", "maze.counterfactual.two_goals", "maze.counterfactual.many_goals",
                 "maze.retrain.TwoGoals.learned.seed0.final_return"]
@@ -151,15 +154,15 @@ def test_summary_keys_come_from_the_cells_of_the_sweep(smoke):
     root, summary = smoke
     for stage in STAGES.values():
         for cell in stage.cells("smoke"):
-            for key, value in cell.metrics.items():
+            for key, value in StoredCell(cell).metrics.items():
                 full = f"{cell.namespace}.{key}" if cell.namespace else key
                 assert summary[full] == value or (value != value and summary[full] != summary[full])
     # a cell outside the sweep (another seed, made by hand) is not in the summary
     extra = get_stage("maze_figure3").cell("smoke", rm_seed=7)
-    (extra.dir / "x").mkdir(parents=True)
-    (extra.dir / "metrics.json").write_text('{"bogus": 1}')
-    assert "maze.retrain.bogus" not in runner.write_summary("smoke")
-    shutil.rmtree(extra.dir)
+    (cell_dir(extra) / "x").mkdir(parents=True)
+    (cell_dir(extra) / "metrics.json").write_text('{"bogus": 1}')
+    assert "maze.retrain.bogus" not in write_summary("smoke")
+    shutil.rmtree(cell_dir(extra))
 
 
 def test_rerun_skips_up_to_date_cells(smoke):
@@ -178,7 +181,7 @@ def test_same_seed_same_metrics(smoke, tmp_path, monkeypatch):
     _, first = smoke
     # the keys the gridworld's own cells write (the preferences part shares the "maze." namespace; not rerun here)
     keys = {f"{c.namespace}.{k}" for s in STAGES.values() if s.chapter == "gridworld"
-            for c in s.cells("smoke") for k in c.metrics}
+            for c in s.cells("smoke") for k in StoredCell(c).metrics}
     monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "again"))
     again = runner.run("smoke", "gridworld", force=True)
     assert len(keys) > 50 and keys <= set(first) and keys <= set(again)
@@ -222,13 +225,13 @@ def test_atari_reward_models_same_seed_same_metrics(smoke, tmp_path, monkeypatch
     for stage in ("atari_expert", "atari_dataset"):
         shutil.copytree(root / "smoke" / stage, tmp_path / "again" / "smoke" / stage)
     cells = STAGES["atari_reward_model"].cells("smoke")
-    first = {c.key: c.metrics for c in cells}
+    first = {c.key: StoredCell(c).metrics for c in cells}
     monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "again"))
-    backend = runner.LocalBackend(2, tmp_path / "work", {"REWINTERP_ARTIFACTS": str(tmp_path / "again"),
+    backend = LocalBackend(2, tmp_path / "work", {"REWINTERP_ARTIFACTS": str(tmp_path / "again"),
                                                          "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"})
     (tmp_path / "work").mkdir()
     assert not runner._execute_cells(cells, backend, threading.Event(), "again")
-    assert len(first) >= 8 and same({c.key: c.metrics for c in cells}, first)
+    assert len(first) >= 8 and same({c.key: StoredCell(c).metrics for c in cells}, first)
 
 
 def test_book_builds_strict_with_the_figures(smoke_book):
@@ -273,7 +276,7 @@ def test_sweep_on_a_real_dask_cluster_stops_and_resumes(smoke):
         proc = subprocess.Popen(args(cluster.scheduler_address), env=env, cwd=root.parent,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 600
-        while not any(runner.is_done(c) for c in cells):
+        while not any(is_done(c) for c in cells):
             assert proc.poll() is None, proc.stderr.read()[-2000:]
             assert time.time() < deadline
             time.sleep(0.2)
@@ -283,21 +286,21 @@ def test_sweep_on_a_real_dask_cluster_stops_and_resumes(smoke):
         assert proc.returncode == 130 and time.monotonic() - t0 < 10, err[-2000:]
         assert "interrupted: rerun the same command to resume" in err
     time.sleep(3)  # the cluster is gone: nothing may finish a cell from now on
-    finished = [c for c in cells if runner.is_done(c)]
-    first = {c.dir: c.dir.joinpath("manifest.json").stat().st_mtime_ns for c in finished}
+    finished = [c for c in cells if is_done(c)]
+    first = {cell_dir(c): cell_dir(c).joinpath("manifest.json").stat().st_mtime_ns for c in finished}
     assert 1 <= len(finished) < len(cells)
     time.sleep(3)
-    assert [c for c in cells if runner.is_done(c)] == finished
+    assert [c for c in cells if is_done(c)] == finished
     resumed_at = time.time()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         done = subprocess.run(args(cluster.scheduler_address), env=env, cwd=root.parent, capture_output=True,
                               text=True)
         assert done.returncode == 0, done.stderr[-3000:]
-    assert all(runner.is_done(c) for c in cells)
+    assert all(is_done(c) for c in cells)
     assert {d: d.joinpath("manifest.json").stat().st_mtime_ns for d in first} == first, "finished cells kept"
     for c in cells:
-        if c.dir not in first:
-            started = json.loads(c.dir.joinpath("manifest.json").read_text())["started"]
+        if cell_dir(c) not in first:
+            started = json.loads(cell_dir(c).joinpath("manifest.json").read_text())["started"]
             assert datetime.fromisoformat(started).timestamp() >= resumed_at - 1, "made by the resumed run"
     summary = json.loads((root / "smoke" / "summary.json").read_text())
     assert "atari.table1.Breakout.shown.learned_shown.clipped_return_mean" in summary

@@ -16,6 +16,7 @@ import rewinterp_utils.reward_models as rm
 from rewinterp_utils.data import load_transitions, rollout_transitions, save_transitions
 from rewinterp_utils.envs.maze import AGENT, GOAL
 from rewinterp_utils.pipeline import artifacts as art
+from rewinterp_utils.pipeline.artifacts import cell_dir
 from rewinterp_utils.pipeline.profiles import PROFILES, SIZES, check_profile, resolve
 from rewinterp_utils.pipeline.stages import STAGES, Stage, check_chapter, get_stage
 from rewinterp_utils.wrappers import LearnedRewardVecEnv
@@ -346,7 +347,7 @@ def test_unfinished_run_is_never_accepted(root):
     run.path("model.pt").write_bytes(b"half written")
     (run.dir / "manifest.json").write_text("{}")  # even a stray manifest in the temp folder is ignored
     assert not art.is_complete(cell("maze_expert", seed=0))
-    assert not cell("maze_expert", seed=0).dir.exists()
+    assert not cell_dir(cell("maze_expert", seed=0)).exists()
     with pytest.raises(art.ArtifactError, match="missing"):
         require("maze_expert", seed=0)
     # a later complete run still works next to the abandoned temp folder
@@ -362,11 +363,11 @@ def test_finish_publishes_manifest_and_metrics(root):
     assert c.identity["sizes"] == dataclasses.asdict(resolve("maze_expert", "smoke"))
     tmp = run.dir
     folder = _finish(run, b"abc", {"loss": 0.25, "return": 1.0})
-    assert folder == c.dir and folder.parent == root.resolve() / "smoke" / "maze_expert"
+    assert folder == cell_dir(c) and folder.parent == root.resolve() / "smoke" / "maze_expert"
     assert not tmp.exists()
     assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "metrics.json", "model.pt"]
     assert [p.name for p in folder.parent.iterdir()] == [folder.name], "no temp folder left behind"
-    assert art.read_metrics(folder) == {"loss": 0.25, "return": 1.0} == c.metrics
+    assert art.read_metrics(folder) == {"loss": 0.25, "return": 1.0} == art.StoredCell(c).metrics
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["identity"] == c.identity and manifest["elapsed_s"] >= 0
     assert manifest["files"] == {
@@ -466,7 +467,7 @@ def test_cell_made_from_an_upstream_cell_the_profile_no_longer_makes_is_stale(ro
     assert (root / "smoke" / "maze_reward_model").joinpath(old_key, "manifest.json").is_file()
     with pytest.raises(art.ArtifactError, match="no longer give"):
         art.verify(cell("maze_counterfactuals", seed=0, model_seed=0))
-    from rewinterp_utils.pipeline.runner import done_reason
+    from rewinterp_utils.pipeline.artifacts import done_reason
 
     assert "no longer give" in done_reason(cell("maze_counterfactuals", seed=0, model_seed=0))
 
@@ -480,7 +481,7 @@ def test_figure3_cell_and_upstream_cells(root):
     cells = run.upstream_cells("maze_retrain", n_seeds=2)
     assert sorted(c.metrics["final_return"] for c in cells) == [0, 0, 0, 0, 1, 1, 1, 1]
     folder = run.finish({})
-    assert folder == cell("maze_figure3", n_seeds=2).dir != cell("maze_figure3").dir
+    assert folder == cell_dir(cell("maze_figure3", n_seeds=2)) != cell_dir(cell("maze_figure3"))
     assert len(json.loads((folder / "manifest.json").read_text())["upstream"]) == 8
     with pytest.raises(art.ArtifactError, match="missing"):
         open_("maze_figure3", n_seeds=3).upstream_cells("maze_retrain", n_seeds=3)
@@ -615,12 +616,12 @@ def test_stage_failing_before_writing_leaves_no_folder(root):
 def test_stage_wall_time_is_the_union_of_its_cells_run_intervals(monkeypatch):
     """Two overlapping cells (00:00-00:10, 00:05-00:12) and one run later (01:00-01:03): 12 + 3 minutes of wall
     time, not the 63 minutes from the first start to the last end."""
-    from types import SimpleNamespace
-
-    from rewinterp_utils.pipeline import runner
+    from rewinterp_utils.pipeline import summary
+    from rewinterp_utils.pipeline.summary import cell_timings
 
     spans = {"a": ("00:00", "00:10", 600), "b": ("00:05", "00:12", 420), "c": ("01:00", "01:03", 180)}
-    monkeypatch.setattr(runner, "read_manifest", lambda d: {
+    monkeypatch.setattr(summary, "cell_dir", lambda cell: cell)
+    monkeypatch.setattr(summary, "read_manifest", lambda d: {
         "started": f"2026-01-01T{spans[d][0]}:00+00:00", "finished": f"2026-01-01T{spans[d][1]}:00+00:00",
         "elapsed_s": spans[d][2]})
-    assert runner._timings([SimpleNamespace(dir=k) for k in spans]) == {"cells_s": 1200.0, "wall_s": 15 * 60.0}
+    assert cell_timings(list(spans)) == {"cells_s": 1200.0, "wall_s": 15 * 60.0}

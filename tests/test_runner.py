@@ -22,6 +22,7 @@ import pytest
 
 from conftest import run_notebook
 from rewinterp_utils.pipeline import runner
+from rewinterp_utils.pipeline.artifacts import cell_dir, executed_path, is_done
 from rewinterp_utils.pipeline.book import build_book
 from rewinterp_utils.pipeline.scheduler import CONNECT_DEADLINE_S
 from rewinterp_utils.pipeline.stages import STAGES, get_stage
@@ -81,7 +82,7 @@ def test_kill_9_then_ctrl_c_then_resume(tmp_path, monkeypatch):
     for folder in (root / "smoke").glob("*/*-*"):
         if folder.is_dir() and not folder.name.startswith("."):
             assert (folder / "executed.ipynb").is_file(), f"{folder} was published without its notebook"
-    assert runner.is_done(STAGES["maze_expert"].cells("smoke")[0])
+    assert is_done(STAGES["maze_expert"].cells("smoke")[0])
 
     # Ctrl-C
     proc = subprocess.Popen(args, env=env_for(root), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -103,7 +104,7 @@ def test_kill_9_then_ctrl_c_then_resume(tmp_path, monkeypatch):
     assert "interrupted: rerun the same command to resume" in err
     assert "Traceback" not in err
     assert started_keys(retrain) <= before, "no cell started after the signal"
-    assert not [c for c in STAGES["maze_figure3"].cells("smoke") if c.dir.exists()]
+    assert not [c for c in STAGES["maze_figure3"].cells("smoke") if cell_dir(c).exists()]
     time.sleep(1.5)
     assert processes_of(root) == [], "workers and kernels are gone"
 
@@ -113,7 +114,7 @@ def test_kill_9_then_ctrl_c_then_resume(tmp_path, monkeypatch):
     assert {p: p.stat().st_mtime_ns for p in done_before} == done_before, "finished cells were not redone"
     for stage in STAGES.values():
         if stage.chapter in ("gridworld", "book"):
-            assert all(runner.is_done(c) for c in stage.cells("smoke")), stage.name
+            assert all(is_done(c) for c in stage.cells("smoke")), stage.name
     assert not list((root / "smoke").glob("*/.*")), "no temporaries of the interrupted runs are left"
 
 
@@ -174,44 +175,44 @@ def test_a_scheduler_that_is_not_dask_exits_2_within_the_deadline(tmp_path, kind
 def test_a_standalone_run_with_custom_sizes_leaves_the_profiles_cell_alone(smoke, tmp_path):
     root, _ = smoke
     profile_cell = get_stage("maze_expert").cell("smoke")
-    stamp = profile_cell.dir.joinpath("manifest.json").stat().st_mtime_ns
+    stamp = cell_dir(profile_cell).joinpath("manifest.json").stat().st_mtime_ns
     out = tmp_path / "custom.ipynb"
     run_notebook(REPO / "notebooks" / "maze_expert.ipynb", out, {"profile": "smoke", "total_timesteps": 1536},
                  cwd=tmp_path)
     custom = get_stage("maze_expert").cell("smoke", total_timesteps=1536)
-    assert custom.dir != profile_cell.dir and (custom.dir / "manifest.json").is_file()
+    assert cell_dir(custom) != cell_dir(profile_cell) and (cell_dir(custom) / "manifest.json").is_file()
     printed = "".join(o.get("text", "") for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", []))
-    assert str(custom.dir) in printed and "custom sizes" in printed, "the notebook says where its cell went"
+    assert str(cell_dir(custom)) in printed and "custom sizes" in printed, "the notebook says where its cell went"
     done = subprocess.run([*RUN, "--chapter", "gridworld"], env=env_for(root), cwd=tmp_path, capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert profile_cell.dir.joinpath("manifest.json").stat().st_mtime_ns == stamp, "the profile's cell was kept"
-    assert (custom.dir / "manifest.json").is_file()
+    assert cell_dir(profile_cell).joinpath("manifest.json").stat().st_mtime_ns == stamp, "the profile's cell was kept"
+    assert (cell_dir(custom) / "manifest.json").is_file()
 
 
 def test_an_unreadable_executed_notebook_reruns_that_cell_only(smoke, tmp_path):
     """Only the damaged cell is remade (and the cells that read it, whose upstream changed)."""
     root, _ = smoke
     damaged = get_stage("maze_saliency").cell("smoke")
-    damaged.executed.write_text("")
+    executed_path(damaged).write_text("")
     readers = {s.name for s in STAGES.values() if "maze_saliency" in s.upstream}
     assert readers == {"maze_seeds"}
     others = {p: p.stat().st_mtime_ns for p in (root / "smoke").glob("maze_*/*/manifest.json")
-              if p.parent != damaged.dir and p.parent.parent.name not in readers}
+              if p.parent != cell_dir(damaged) and p.parent.parent.name not in readers}
     done = subprocess.run([*RUN, "--chapter", "gridworld"], env=env_for(root), cwd=tmp_path, capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert str(damaged.executed) in done.stderr and "rerunning" in done.stderr
-    assert runner.is_done(damaged)
+    assert str(executed_path(damaged)) in done.stderr and "rerunning" in done.stderr
+    assert is_done(damaged)
     assert {p: p.stat().st_mtime_ns for p in others} == others
 
 
 def test_done_means_the_manifest_records_the_executed_notebook(smoke):
     cell = get_stage("maze_counterfactuals").cell("smoke")
-    manifest = json.loads((cell.dir / "manifest.json").read_text())
-    assert "executed.ipynb" in manifest["files"] and cell.executed.is_file()
-    assert "maze_counterfactuals" in cell.executed.read_text()
-    assert not list(cell.dir.parent.glob(".*")), "published in one step: no temporary left beside the cell"
+    manifest = json.loads((cell_dir(cell) / "manifest.json").read_text())
+    assert "executed.ipynb" in manifest["files"] and executed_path(cell).is_file()
+    assert "maze_counterfactuals" in executed_path(cell).read_text()
+    assert not list(cell_dir(cell).parent.glob(".*")), "published in one step: no temporary left beside the cell"
 
 
 # ---------------------------------------------------------------------------------------------- one at a time
@@ -266,17 +267,17 @@ def test_a_failing_stage_exits_1_keeps_its_notebook_and_leaves_no_stale_summary_
     monkeypatch.setenv("REWINTERP_ARTIFACTS", str(root))
     assert "maze.rm.test_mse" in json.loads((root / "smoke" / "summary.json").read_text())
     dataset = get_stage("maze_dataset").cell("smoke")
-    (dataset.dir / "train.npz").write_bytes(b"not a numpy archive")
-    manifest = json.loads((dataset.dir / "manifest.json").read_text())
+    (cell_dir(dataset) / "train.npz").write_bytes(b"not a numpy archive")
+    manifest = json.loads((cell_dir(dataset) / "manifest.json").read_text())
     manifest["files"]["train.npz"] = hashlib.sha256(b"not a numpy archive").hexdigest()
-    (dataset.dir / "manifest.json").write_text(json.dumps(manifest))
+    (cell_dir(dataset) / "manifest.json").write_text(json.dumps(manifest))
     rm_cell = get_stage("maze_reward_model").cell("smoke")
     for cell in get_stage("maze_reward_model").cells("smoke"):  # every model seed reads the dataset
-        shutil.rmtree(cell.dir)
+        shutil.rmtree(cell_dir(cell))
     done = subprocess.run([*RUN, "--chapter", "gridworld"], env=env_for(root), cwd=tmp_path, capture_output=True,
                           text=True)
     assert done.returncode == 1, done.stderr[-2000:]
-    failed = rm_cell.dir.with_name(rm_cell.dir.name + ".failed.ipynb")
+    failed = cell_dir(rm_cell).with_name(cell_dir(rm_cell).name + ".failed.ipynb")
     assert str(failed) in done.stderr and failed.is_file()
     errors = [o for c in nbformat.read(failed, as_version=4).cells for o in c.get("outputs", [])
               if o.output_type == "error"]

@@ -18,6 +18,7 @@ import papermill as pm
 import pytest
 
 from rewinterp_utils.pipeline.stages import get_stage
+from rewinterp_utils.pipeline.artifacts import cell_dir
 from rewinterp_utils.pipeline.watchdog import CellHung, Limits, execute_watched, limits_for, positive_seconds
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,10 +162,10 @@ def test_the_cell_limit_follows_the_stages_recorded_time(tmp_path, monkeypatch):
     cell = get_stage("maze_expert").cell("smoke")
     assert limits_for(cell).cell_s == 1800 and limits_for(cell).idle_s == 120
     for name, elapsed in (("a", 90.0), ("b", 400.0)):
-        (cell.dir.parent / name).mkdir(parents=True)
-        (cell.dir.parent / name / "manifest.json").write_text(json.dumps({"elapsed_s": elapsed}))
+        (cell_dir(cell).parent / name).mkdir(parents=True)
+        (cell_dir(cell).parent / name / "manifest.json").write_text(json.dumps({"elapsed_s": elapsed}))
     assert limits_for(cell).cell_s == 1600
-    (cell.dir.parent / "b" / "manifest.json").write_text(json.dumps({"elapsed_s": 20.0}))
+    (cell_dir(cell).parent / "b" / "manifest.json").write_text(json.dumps({"elapsed_s": 20.0}))
     assert limits_for(cell).cell_s == 600
     monkeypatch.setenv("REWINTERP_CELL_TIMEOUT", "42")
     assert limits_for(cell).cell_s == 42
@@ -213,8 +214,8 @@ def test_a_run_with_a_hung_cell_finishes_the_others_and_exits_1_naming_it(smoke,
     os.environ["REWINTERP_ARTIFACTS"] = str(root)
     try:
         others = [c for c in cells if c not in hung]
-        assert others and all((c.dir / "manifest.json").is_file() for c in others), "the other cells went on"
-        retried = [json.loads((c.dir / "manifest.json").read_text()).get("watchdog") for c in others]
+        assert others and all((cell_dir(c) / "manifest.json").is_file() for c in others), "the other cells went on"
+        retried = [json.loads((cell_dir(c) / "manifest.json").read_text()).get("watchdog") for c in others]
         assert sum(bool(r) for r in retried) == 1, "exactly one cell hung once and was retried"
         assert "the rerun with a fresh kernel succeeded" in done.stderr
     finally:

@@ -16,11 +16,12 @@ import os
 import shutil
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from rewinterp_utils.pipeline.stages import Cell, get_stage
+from rewinterp_utils.pipeline.stages import STAGES, Cell, get_stage
 
 MANIFEST, METRICS, EXECUTED = "manifest.json", "metrics.json", "executed.ipynb"
 HANDOFF_ENV = "REWINTERP_HANDOFF"
@@ -34,6 +35,40 @@ class ArtifactError(ValueError, RuntimeError):
 def artifacts_root() -> Path:
     """The folder that holds every profile's artifacts."""
     return Path(os.environ.get("REWINTERP_ARTIFACTS", Path.cwd() / "artifacts")).resolve()
+
+
+def cell_dir(cell: Cell) -> Path:
+    """Where ``cell``'s artifacts live: ``<root>/<profile>/<stage>/<cell key>``."""
+    return artifacts_root() / cell.profile / cell.stage.name / cell.key
+
+
+def executed_path(cell: Cell) -> Path:
+    """The executed notebook the runner publishes with the cell's artifacts."""
+    return cell_dir(cell) / EXECUTED
+
+
+@dataclass(frozen=True)
+class StoredCell:
+    """A finished cell as a notebook reads it (:meth:`StageRun.upstream_cells`, :func:`verified_cells
+    <rewinterp_utils.pipeline.summary.verified_cells>`): its parameters, its folder and its metrics."""
+
+    cell: Cell
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self.cell.params
+
+    @property
+    def dir(self) -> Path:
+        return cell_dir(self.cell)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The cell's metrics, local keys (read from its verified folder)."""
+        return read_metrics(verify(self.cell))
+
+    def describe(self) -> str:
+        return self.cell.describe()
 
 
 def sha256(path: Path) -> str:
@@ -72,7 +107,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 def verify(cell: Cell) -> Path:
     """The folder of ``cell`` if it is complete and intact; ``ArtifactError`` saying what is wrong and what to run."""
-    folder = cell.dir
+    folder = cell_dir(cell)
     try:
         manifest = read_manifest(folder)
     except ArtifactError as e:
@@ -100,8 +135,6 @@ def verify(cell: Cell) -> Path:
 def _is_current(folder: Path, profile: str) -> bool:
     """Whether the cell in ``folder`` is the one ``profile`` makes today for the same parameters (its sizes and
     parameters not changed since, e.g. a new parameter or another learning rate in ``profiles.py``)."""
-    from rewinterp_utils.pipeline.stages import STAGES
-
     identity = read_manifest(folder).get("identity") or {}
     stage = STAGES.get(identity.get("stage"))
     if stage is None or identity.get("profile") != profile:
@@ -120,6 +153,24 @@ def is_complete(cell: Cell) -> bool:
         return True
     except ArtifactError:
         return False
+
+
+def is_done(cell: Cell) -> bool:
+    """Done: the manifest verifies and records the executed notebook (the runner made the cell)."""
+    return done_reason(cell) is None
+
+
+def done_reason(cell: Cell) -> str | None:
+    """``None`` if the cell is done, else why not (``"missing"`` when nothing was ever made)."""
+    if not cell_dir(cell).exists():
+        return "missing"
+    try:
+        folder = verify(cell)
+    except ArtifactError as e:
+        return str(e).split(": run `")[0]
+    if EXECUTED not in read_manifest(folder).get("files", {}):
+        return f"{folder} was made outside the runner (no executed notebook for the book)"
+    return None
 
 
 def read_metrics(folder: Path) -> dict[str, Any]:
@@ -158,7 +209,7 @@ class StageRun:
         self.stage, self.profile = cell.stage.name, cell.profile
         self.config = cell.config
         self.identity = cell.identity
-        self.final_dir = cell.dir
+        self.final_dir = cell_dir(cell)
         self._tmp = self.final_dir.parent / f".{self.final_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
         self._upstream: dict[str, str] = {}
         self._started, self._t0 = _now(), time.perf_counter()
@@ -194,14 +245,14 @@ class StageRun:
         """
         return self._record(get_stage(stage).cell(self.profile, **given))
 
-    def upstream_cells(self, stage: str, **given: Any) -> list[Cell]:
+    def upstream_cells(self, stage: str, **given: Any) -> list[StoredCell]:
         """Every cell of an upstream stage's sweep at this profile (``given`` fixes parameters or sweep sizes,
-        e.g. ``n_seeds=3``), each verified and recorded as by :meth:`require`. Read their parameters and
-        metrics through :attr:`Cell.params` and :attr:`Cell.metrics`."""
+        e.g. ``n_seeds=3``), each verified and recorded as by :meth:`require`. Read their parameters, folders
+        and metrics through :class:`StoredCell`'s ``params``, ``dir`` and ``metrics``."""
         cells = get_stage(stage).cells(self.profile, **given)
         for cell in cells:
             self._record(cell)
-        return cells
+        return [StoredCell(c) for c in cells]
 
     def finish(self, metrics: Mapping[str, Any]) -> Path:
         """Glue every metric (local key) for the book, write metrics and manifest, and publish the cell.

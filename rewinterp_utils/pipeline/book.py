@@ -73,7 +73,7 @@ def book_sources(profile: str, dest: Path) -> Path:
     Checks first that every page's executed notebook exists (``FileNotFoundError`` naming the missing ones and
     what to run) and only then replaces ``dest``.
     """
-    from rewinterp_utils.pipeline.runner import is_done
+    from rewinterp_utils.pipeline.artifacts import executed_path, is_done
     from rewinterp_utils.pipeline.stages import STAGES, notebooks_dir
 
     pages, missing, overview, stage_of = {}, [], set(), {}
@@ -83,7 +83,7 @@ def book_sources(profile: str, dest: Path) -> Path:
             if s.chapter == "book":
                 overview.add(page)
             if is_done(cell):
-                pages[page] = cell.executed
+                pages[page] = executed_path(cell)
             else:
                 missing.append(page)
     if missing:

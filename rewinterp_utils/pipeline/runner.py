@@ -12,21 +12,17 @@
   cluster too), :class:`Interrupted` is raised within seconds; rerun the same command to resume.
 * One run at a time per artifact folder and profile (:class:`RunnerBusy` names the running one); temporary
   files of runs that died are removed when the next one starts.
-* ``summary.json`` is rebuilt after every stage from the cells of the current sweep whose artifacts verify:
-  keys ``<namespace>.<local key>`` (see :mod:`~rewinterp_utils.pipeline.stages`), ``timing.<stage>_s`` (the cells'
-  own times added up) and ``timing.<stage>_wall_s`` (first start to last end).
+* ``summary.json`` is rebuilt after every stage (:mod:`~rewinterp_utils.pipeline.summary`).
+* Where cells execute: :mod:`~rewinterp_utils.pipeline.backends`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -34,17 +30,11 @@ from typing import Any, Iterable, Iterator
 
 from tqdm.auto import tqdm
 
-from rewinterp_utils.pipeline.artifacts import (
-    EXECUTED,
-    ArtifactError,
-    artifacts_root,
-    is_complete,
-    read_manifest,
-    read_metrics,
-    verify,
-)
+from rewinterp_utils.pipeline.artifacts import artifacts_root, cell_dir, done_reason, read_manifest
+from rewinterp_utils.pipeline.backends import DaskBackend, LocalBackend
 from rewinterp_utils.pipeline.scheduler import SchedulerUnreachable, connect
-from rewinterp_utils.pipeline.stages import CHAPTERS, STAGES, Cell, Stage, check_chapter
+from rewinterp_utils.pipeline.stages import STAGES, Cell, Stage, check_chapter
+from rewinterp_utils.pipeline.summary import stage_cells, write_summary
 from rewinterp_utils.pipeline.watchdog import (
     CELL_TIMEOUT_ENV,
     IDLE_TIMEOUT_ENV,
@@ -52,13 +42,9 @@ from rewinterp_utils.pipeline.watchdog import (
     limits_from_env,
     positive_seconds,
 )
-from rewinterp_utils.pipeline.worker import failed_path, run_subprocess, spec
+from rewinterp_utils.pipeline.worker import failed_path
 
-__all__ = ["Interrupted", "RunnerBusy", "SchedulerUnreachable", "StageFailed", "is_done", "run", "stage_cells",
-           "stage_timings", "verified_cells", "write_summary"]
-
-STOP_GRACE_S = 4.0
-"""Seconds a stopped cell gets to end before it is killed."""
+__all__ = ["Interrupted", "RunnerBusy", "SchedulerUnreachable", "StageFailed", "run"]
 
 
 class StageFailed(RuntimeError):
@@ -74,32 +60,9 @@ class RunnerBusy(RuntimeError):
     """Another ``rewinterp run`` holds this artifact folder and profile."""
 
 
-def is_done(cell: Cell) -> bool:
-    """Done: the manifest verifies and records the executed notebook (the runner made the cell)."""
-    return done_reason(cell) is None
-
-
-def done_reason(cell: Cell) -> str | None:
-    """``None`` if the cell is done, else why not (``"missing"`` when nothing was ever made)."""
-    if not cell.dir.exists():
-        return "missing"
-    try:
-        folder = verify(cell)
-    except ArtifactError as e:
-        return str(e).split(": run `")[0]
-    if EXECUTED not in read_manifest(folder).get("files", {}):
-        return f"{folder} was made outside the runner (no executed notebook for the book)"
-    return None
-
-
 def stages_for(chapters: Iterable[str]) -> list[Stage]:
     """The stages of ``chapters`` (and the book's own pages) in dependency order."""
     return [s for s in STAGES.values() if s.chapter in (*chapters, "book")]
-
-
-def stage_cells(stage: Stage, profile: str, sizes: dict[str, Any]) -> list[Cell]:
-    """The stage's cells at ``profile``, with the size overrides of ``sizes`` that concern it."""
-    return stage.cells(profile, **{k: v for k, v in sizes.items() if k in stage.accepts})
 
 
 # ------------------------------------------------------------------------------------------------ one run at a time
@@ -165,114 +128,9 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-def _kill_tree(pid: int, grace_s: float) -> None:
-    """SIGTERM a process and all its descendants (its notebook kernel), SIGKILL what is left after ``grace_s``."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return
-    for p in procs:
-        try:
-            p.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=grace_s)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=2)
-
-
-# ------------------------------------------------------------------------------------------------ backends
-class LocalBackend:
-    """Each cell in a worker process on this machine, ``jobs`` at a time."""
-
-    def __init__(self, jobs: int, workdir: Path, env: dict[str, str]) -> None:
-        self.jobs, self.workdir, self.env = jobs, workdir, env
-
-    def start(self, cell: Cell) -> Any:
-        log = tempfile.TemporaryFile(mode="w+")
-        proc = run_subprocess(cell, self.workdir, self.env, stderr=log)
-        return proc, log
-
-    def poll(self, handle: Any) -> tuple[bool, str]:
-        """``(finished, error message or "")``."""
-        proc, log = handle
-        if proc.poll() is None:
-            return False, ""
-        log.seek(0)
-        err = log.read() if proc.returncode else ""
-        log.close()
-        return True, err or (f"worker exited with code {proc.returncode}" if proc.returncode else "")
-
-    def stop(self, handles: list[Any]) -> None:
-        threads = [threading.Thread(target=_kill_tree, args=(h[0].pid, STOP_GRACE_S)) for h in handles]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-
-
-class DaskBackend:
-    """Each cell a task of a Dask cluster; the task runs the same worker process on a Dask worker."""
-
-    def __init__(self, client: Any, workdir: Path, env: dict[str, str]) -> None:
-        from distributed import Event
-
-        self.client, self.workdir, self.env = client, workdir, env
-        self.jobs = 1 << 30  # the cluster schedules
-        self.event_name = f"rewinterp-stop-{uuid.uuid4().hex}"
-        self.event = Event(self.event_name, client=client)
-
-    def start(self, cell: Cell) -> Any:
-        return self.client.submit(run_on_dask_worker, spec(cell), str(self.workdir), self.env, self.event_name,
-                                  pure=False, key=f"{cell.stage.name}-{cell.key}-{uuid.uuid4().hex[:6]}")
-
-    def poll(self, future: Any) -> tuple[bool, str]:
-        if not future.done():
-            return False, ""
-        try:
-            return True, future.result() or ""
-        except Exception as e:  # noqa: BLE001 (a worker died, or the task was cancelled)
-            return True, f"Dask task failed: {e!r}"
-
-    def stop(self, futures: list[Any]) -> None:
-        self.event.set()
-        deadline = time.monotonic() + STOP_GRACE_S + 3
-        while time.monotonic() < deadline and not all(f.done() for f in futures):
-            time.sleep(0.1)
-        self.client.cancel(futures, force=True)
-
-
-def run_on_dask_worker(cell_spec: str, workdir: str, env: dict[str, str], event_name: str) -> str:
-    """Dask task: run the worker process on one cell, stop it when the run's stop event is set.
-
-    Returns ``""`` on success or the error text.
-    """
-    from distributed import Event, get_client
-
-    from rewinterp_utils.pipeline.worker import cell_of
-
-    event = Event(event_name, client=get_client())
-    log = tempfile.TemporaryFile(mode="w+")
-    proc = run_subprocess(cell_of(cell_spec), Path(workdir), env, stderr=log)
-    while proc.poll() is None:
-        if event.is_set():
-            _kill_tree(proc.pid, STOP_GRACE_S)
-            return "stopped by the runner"
-        time.sleep(0.25)
-    log.seek(0)
-    return log.read() or f"worker exited with code {proc.returncode}" if proc.returncode else ""
-
-
 def _report_retries(cell: Cell) -> None:
     """Print the code cells the watchdog stopped before the cell's notebook succeeded (from its manifest)."""
-    for s in read_manifest(cell.dir).get("watchdog", []):
+    for s in read_manifest(cell_dir(cell)).get("watchdog", []):
         tqdm.write(f"watchdog: {cell.describe()}: code cell {s['code_cell']} (`{s['first_line']}`) stopped after "
                    f"{s['after_s']:.0f} s ({s['seen']}); the rerun with a fresh kernel succeeded", file=sys.stderr)
 
@@ -296,7 +154,7 @@ def _execute_cells(cells: list[Cell], backend: Any, stop: threading.Event, desc:
                     bar.update()
                     if error:
                         failures.append((cell, error))
-                    elif cell.dir.is_dir():
+                    elif cell_dir(cell).is_dir():
                         _report_retries(cell)
             stop.wait(0.2)
     return failures
@@ -383,69 +241,3 @@ def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | Non
     finally:
         if client is not None:
             client.close()
-
-
-def _timings(cells: list[Cell]) -> dict[str, float | None]:
-    """Seconds measured inside the cells added up, and wall seconds: the length of the union of the cells' run
-    intervals (cells that ran in parallel count once; a stage whose cells ran in several runs adds the runs up)."""
-    total, spans = 0.0, []
-    for cell in cells:
-        manifest = read_manifest(cell.dir)
-        total += float(manifest.get("elapsed_s", 0.0))
-        if manifest.get("started") and manifest.get("finished"):
-            spans.append((datetime.fromisoformat(manifest["started"]), datetime.fromisoformat(manifest["finished"])))
-    wall, end = 0.0, None
-    for start, finish in sorted(spans):
-        if end is None or start > end:
-            wall += (finish - start).total_seconds()
-            end = finish
-        elif finish > end:
-            wall += (finish - end).total_seconds()
-            end = finish
-    return {"cells_s": round(total, 2), "wall_s": round(wall, 2) if spans else None}
-
-
-def verified_cells(profile: str, chapters: Iterable[str] = CHAPTERS, sizes: dict[str, Any] | None = None,
-                   exclude: Iterable[Cell] = ()) -> dict[str, list[Cell]]:
-    """Per stage, the cells of the current sweep whose artifacts verify (``sizes`` apply to ``chapters``; other
-    chapters at the profile's sizes), leaving out ``exclude``."""
-    chapters, exclude = tuple(chapters), set(exclude)
-    out = {}
-    for s in STAGES.values():
-        own = (sizes or {}) if s.chapter in chapters else {}
-        out[s.name] = [c for c in stage_cells(s, profile, own) if c not in exclude and is_complete(c)]
-    return out
-
-
-def stage_timings(profile: str, **kwargs: Any) -> dict[str, dict[str, float | None]]:
-    """Per stage with a finished cell: ``cells_s`` (the cells' own times added up) and ``wall_s`` (the first
-    cell's start to the last one's end). ``kwargs`` as for :func:`verified_cells`."""
-    return {name: _timings(cells) for name, cells in verified_cells(profile, **kwargs).items() if cells}
-
-
-def write_summary(profile: str, chapters: Iterable[str] = CHAPTERS, sizes: dict[str, Any] | None = None,
-                  exclude: Iterable[Cell] = ()) -> dict[str, Any]:
-    """Rebuild ``<root>/<profile>/summary.json`` from :func:`verified_cells` (same arguments).
-
-    Nothing of an older summary survives: a key is there only if a verified cell of the sweep wrote it.
-    """
-    cells = verified_cells(profile, chapters, sizes, exclude)
-    summary: dict[str, Any] = {}
-    for name, stage_cells_ in cells.items():
-        for cell in stage_cells_:
-            prefix = f"{cell.namespace}." if cell.namespace else ""
-            for key, value in read_metrics(cell.dir).items():
-                if prefix + key in summary:
-                    raise RuntimeError(f"summary key {prefix + key!r} written twice (by {cell.describe()})")
-                summary[prefix + key] = value
-        if stage_cells_:
-            timing = _timings(stage_cells_)
-            summary[f"timing.{name}_s"] = timing["cells_s"]
-            if timing["wall_s"] is not None:
-                summary[f"timing.{name}_wall_s"] = timing["wall_s"]
-    path = artifacts_root() / profile / "summary.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(summary, indent=1, sort_keys=True))
-    tmp.replace(path)
-    return summary

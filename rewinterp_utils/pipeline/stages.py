@@ -7,7 +7,9 @@ parameters (their names and defaults) is the notebook's own ``parameters`` cell,
 ``papermill.inspect_notebook``: defaults live in exactly one place.
 
 A :class:`Cell` is a stage with every parameter set: it owns its identity (the parameters and resolved sizes
-that determine its results), its artifact folder, its executed notebook and its metrics.
+that determine its results), its folder name (:attr:`Cell.key`) and its metrics namespace. Where its artifacts
+live and what they hold is the artifact store's business (:mod:`~rewinterp_utils.pipeline.artifacts`): this
+module imports nothing of the pipeline but the profiles.
 
 **Metric keys.** A notebook writes keys local to its cell (``test_mse``, ``clipped_return``). In
 ``summary.json`` every key is ``<namespace>.<local key>``, the namespace being the stage's ``metrics``
@@ -256,27 +258,6 @@ class Cell:
     def namespace(self) -> str:
         """The prefix of this cell's metrics in ``summary.json`` (see the module docstring)."""
         return self.stage.metrics.format(**{k: label(k, v) for k, v in self.params.items()})
-
-    @property
-    def dir(self) -> Path:
-        """The cell's artifact folder."""
-        from rewinterp_utils.pipeline.artifacts import artifacts_root
-
-        return artifacts_root() / self.profile / self.stage.name / self.key
-
-    @property
-    def executed(self) -> Path:
-        """The executed notebook the runner publishes with the artifacts."""
-        from rewinterp_utils.pipeline.artifacts import EXECUTED
-
-        return self.dir / EXECUTED
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        """The cell's metrics, local keys (read from its verified folder)."""
-        from rewinterp_utils.pipeline.artifacts import read_metrics, verify
-
-        return read_metrics(verify(self))
 
     def describe(self) -> str:
         """``stage(param=value, ...)`` for messages."""

@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
+from rewinterp_utils.pipeline.artifacts import cell_dir
+
 if TYPE_CHECKING:
     from rewinterp_utils.pipeline.stages import Cell
 
@@ -113,7 +115,7 @@ def limits_from_env() -> dict[str, float]:
 def recorded_seconds(cell: "Cell") -> float | None:
     """The longest time (``elapsed_s`` of the manifest) any cell of ``cell``'s stage took at its profile, if any."""
     times = []
-    for manifest in cell.dir.parent.glob("*/manifest.json"):
+    for manifest in cell_dir(cell).parent.glob("*/manifest.json"):
         try:
             times.append(float(json.loads(manifest.read_text()).get("elapsed_s", 0.0)))
         except (OSError, ValueError):

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from rewinterp_utils.pipeline.artifacts import HANDOFF_ENV, publish
+from rewinterp_utils.pipeline.artifacts import HANDOFF_ENV, cell_dir, publish
 from rewinterp_utils.pipeline.stages import Cell, get_stage, notebooks_dir
 from rewinterp_utils.pipeline.watchdog import CellHung, Stop, execute_watched, limits_for, stops_record
 
@@ -40,7 +40,7 @@ def cell_of(text: str) -> Cell:
 
 def failed_path(cell: Cell) -> Path:
     """Where a failed cell's executed notebook (with the traceback) is kept."""
-    return cell.dir.with_name(f"{cell.dir.name}.failed.ipynb")
+    return cell_dir(cell).with_name(f"{cell_dir(cell).name}.failed.ipynb")
 
 
 class CellFailed(RuntimeError):
@@ -56,14 +56,14 @@ def _discard_attempt(cell: Cell, handoff: Path) -> None:
     if handoff.is_file():
         shutil.rmtree(json.loads(handoff.read_text())["tmp"], ignore_errors=True)
     handoff.unlink(missing_ok=True)
-    for tmp in cell.dir.parent.glob(f".{cell.dir.name}.tmp-*"):
+    for tmp in cell_dir(cell).parent.glob(f".{cell_dir(cell).name}.tmp-*"):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def execute(cell: Cell, workdir: Path) -> Path:
     """Run the cell's notebook under the watchdog and publish the cell; :class:`CellFailed` naming the failed
     notebook if it raised or stopped answering twice."""
-    stage_dir = cell.dir.parent
+    stage_dir = cell_dir(cell).parent
     stage_dir.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex[:8]
     out = stage_dir / f".{cell.key}.run-{token}.ipynb"
@@ -81,9 +81,9 @@ def execute(cell: Cell, workdir: Path) -> Path:
                                 cwd=workdir, before_retry=before_retry)
         if not handoff.is_file():
             raise RuntimeError(f"notebooks/{cell.stage.name}.ipynb ended without calling run.finish(metrics)")
-        publish(Path(json.loads(handoff.read_text())["tmp"]), cell.dir, executed=out,
+        publish(Path(json.loads(handoff.read_text())["tmp"]), cell_dir(cell), executed=out,
                 record={"watchdog": stops_record(stops)} if stops else None)
-        return cell.dir
+        return cell_dir(cell)
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's traceback
         failed = failed_path(cell)
         if out.exists():
