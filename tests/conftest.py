@@ -29,6 +29,24 @@ def run_notebook(path, out, parameters=None, cwd=None):
     return execute_watched(path, out, Limits(cell_s=900), parameters, cwd=cwd)
 
 
+def plant_notebooks(folder, stage, code):
+    """A copy of the stage notebooks, importable as ``rewinterp_notebooks`` from the returned folder (put it first
+    on ``PYTHONPATH``), in which ``stage``'s notebook runs ``code`` right after its parameters."""
+    import shutil
+    from pathlib import Path
+
+    import nbformat
+
+    pkg = Path(folder) / "planted" / "rewinterp_notebooks"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "notebooks", pkg)
+    path = pkg / f"{stage}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])) + 1
+    nb.cells.insert(at, nbformat.v4.new_code_cell(code))
+    nbformat.write(nb, path)
+    return pkg.parent
+
+
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory):
     """Every stage notebook executed by papermill at `smoke`, through the runner (as `make book` does)."""

@@ -19,7 +19,7 @@ import nbformat
 import papermill as pm
 import pytest
 
-from conftest import run_notebook
+from conftest import plant_notebooks, run_notebook
 from rewinterp_utils.pipeline import artifacts as art
 from rewinterp_utils.pipeline import runner
 from rewinterp_utils.pipeline.artifacts import StoredCell, cell_dir, is_done
@@ -72,8 +72,10 @@ def test_notebooks_committed_clean(path):
 
 
 def failing_notebook(name: str, tmp_path: Path, monkeypatch, **parameters) -> pm.PapermillExecutionError:
-    """Execute notebooks/<name>.ipynb with an empty artifact root; the error it stopped with."""
+    """Execute notebooks/<name>.ipynb with an empty artifact root as ``rewinterp run`` does (where a missing upstream
+    cell is an error, not built on demand); the error it stopped with."""
     monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv(art.RUNNER_ENV, "1")
     with pytest.raises(pm.PapermillExecutionError) as err:
         run_notebook(REPO / "notebooks" / f"{name}.ipynb", tmp_path / "out.ipynb", {"profile": "smoke", **parameters},
                      cwd=tmp_path)
@@ -90,6 +92,27 @@ def test_missing_upstream_names_what_to_run(tmp_path, monkeypatch):
     err = failing_notebook("maze_retrain", tmp_path, monkeypatch)
     assert err.ename == "ArtifactError"
     assert "rewinterp run --profile smoke" in err.evalue and "maze_reward_model.ipynb" in err.evalue
+
+
+def test_an_upstream_build_that_fails_stops_the_notebook_naming_the_cell_and_its_notebook(tmp_path):
+    """``maze_dataset`` run alone builds its missing expert on demand; the expert's notebook raises (planted): the
+    notebook stops with an ``ArtifactError`` naming the expert cell and its kept executed notebook; the dataset
+    cell is not made."""
+    planted = plant_notebooks(tmp_path, "maze_expert", "raise RuntimeError('planted failure')")
+    root = tmp_path / "artifacts"
+    env = {**os.environ, "REWINTERP_ARTIFACTS": str(root), "PYTHONPATH": f"{planted}{os.pathsep}"
+           f"{os.environ.get('PYTHONPATH', '')}"}
+    env.pop(art.RUNNER_ENV, None)
+    done = subprocess.run([sys.executable, "-m", "papermill", str(planted / "rewinterp_notebooks" / "maze_dataset.ipynb"),
+                           str(tmp_path / "out.ipynb"), "-p", "profile", "smoke", "--no-progress-bar",
+                           "--execution-timeout", "600"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode != 0
+    expert = get_stage("maze_expert").cell("smoke")
+    failed = root / "smoke" / "maze_expert" / f"{expert.key}.failed.ipynb"
+    assert "ArtifactError" in done.stderr and f"building upstream cell {expert.describe()} failed" in done.stderr
+    assert str(failed) in done.stderr and failed.is_file() and "planted failure" in failed.read_text()
+    assert not list((root / "smoke").glob("maze_dataset/*/manifest.json"))
 
 
 @pytest.mark.parametrize("name", ["maze_seeds", "maze_figure3", "atari_seeds", "atari_table1"])

@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import papermill as pm
 import pytest
+from conftest import plant_notebooks
 
 from rewinterp_utils.pipeline.stages import get_stage
 from rewinterp_utils.pipeline.artifacts import cell_dir
@@ -173,21 +174,14 @@ def test_the_cell_limit_follows_the_stages_recorded_time(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------------- runner
 def planted_notebooks(tmp_path: Path, hang_always: str, hang_once_marker: Path) -> Path:
-    """A copy of the stage notebooks importable as ``rewinterp_notebooks`` in which ``maze_retrain`` swallows its
-    reply for good when ``reward == hang_always``, and once (``hang_once_marker``) for the other reward."""
-    pkg = tmp_path / "planted" / "rewinterp_notebooks"
-    shutil.copytree(REPO / "notebooks", pkg)
-    path = pkg / "maze_retrain.ipynb"
-    nb = nbformat.read(path, as_version=4)
+    """Stage notebooks in which ``maze_retrain`` swallows its reply for good when ``reward == hang_always``, and
+    once (``hang_once_marker``) for the other reward."""
     body = "\n".join("    " + line for line in SWALLOW_REPLY.splitlines())
-    plant = (f"import pathlib\nmarker = pathlib.Path({str(hang_once_marker)!r})\n"
-             f"hang = reward == {hang_always!r} or not marker.exists()\n"
-             f"if reward != {hang_always!r}:\n    marker.touch()\n"
-             f"if hang:\n{body}")
-    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])) + 1
-    nb.cells.insert(at, nbformat.v4.new_code_cell(plant))
-    nbformat.write(nb, path)
-    return pkg.parent
+    return plant_notebooks(tmp_path, "maze_retrain",
+                           f"import pathlib\nmarker = pathlib.Path({str(hang_once_marker)!r})\n"
+                           f"hang = reward == {hang_always!r} or not marker.exists()\n"
+                           f"if reward != {hang_always!r}:\n    marker.touch()\n"
+                           f"if hang:\n{body}")
 
 
 def test_a_run_with_a_hung_cell_finishes_the_others_and_exits_1_naming_it(smoke, tmp_path):

@@ -14,18 +14,31 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from rewinterp_utils.pipeline.stages import STAGES, Cell, get_stage
 
 MANIFEST, METRICS, EXECUTED = "manifest.json", "metrics.json", "executed.ipynb"
 HANDOFF_ENV = "REWINTERP_HANDOFF"
 """Set by the runner: :meth:`StageRun.finish` leaves publishing to it (with the executed notebook)."""
+RUNNER_ENV = "REWINTERP_RUNNER"
+"""Set for the notebooks ``rewinterp run`` executes: there a missing upstream cell is an error (the stage order
+is wrong), not something to build on demand."""
+LOCK_ENV = "REWINTERP_LOCK_HELD"
+"""The profile folder whose run lock a parent process holds (:func:`run_lock`)."""
+
+
+class RunnerBusy(RuntimeError):
+    """Another ``rewinterp run`` (or on-demand build) holds this artifact folder and profile."""
 
 
 class ArtifactError(ValueError, RuntimeError):
@@ -69,6 +82,57 @@ class StoredCell:
 
     def describe(self) -> str:
         return self.cell.describe()
+
+
+@contextmanager
+def run_lock(profile: str) -> Iterator[None]:
+    """Hold ``<root>/<profile>/.runner.lock`` (``flock``: a dead holder's lock is free again) for the run; processes
+    started inside inherit it (:data:`LOCK_ENV`), so an on-demand build in a notebook of the run does not wait on it."""
+    import fcntl
+
+    folder = artifacts_root() / profile
+    if os.environ.get(LOCK_ENV) == str(folder):  # an on-demand build inside a run that holds it
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".runner.lock"
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        f.close()
+        raise RunnerBusy(f"another rewinterp run is using {folder} ({holder}); wait for it to end, or stop it "
+                         f"(Ctrl-C or `kill -INT <pid>`), then rerun") from None
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}, started {datetime.now().isoformat(timespec='seconds')}: "
+                f"{' '.join(sys.argv)}")
+        f.flush()
+        old, os.environ[LOCK_ENV] = os.environ.get(LOCK_ENV), str(folder)
+        try:
+            yield
+        finally:
+            os.environ.pop(LOCK_ENV) if old is None else os.environ.__setitem__(LOCK_ENV, old)
+    finally:
+        f.seek(0)
+        f.truncate()
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
+
+
+
+def recorded_seconds(stage: str, profile: str) -> float | None:
+    """The longest time (``elapsed_s``) any finished cell of ``stage`` took at ``profile`` here, if any."""
+    times = []
+    for manifest in (artifacts_root() / profile / stage).glob("*/manifest.json"):
+        try:
+            times.append(float(json.loads(manifest.read_text()).get("elapsed_s", 0.0)))
+        except (OSError, ValueError):
+            continue
+    return max(times) if times else None
 
 
 def sha256(path: Path) -> str:
@@ -232,13 +296,16 @@ class StageRun:
         if cell.stage.name not in self.cell.stage.upstream:
             raise ValueError(f"stage {self.stage!r} reads {cell.stage.name!r}, which its row in STAGES does not "
                              f"list as upstream ({', '.join(self.cell.stage.upstream) or 'none'})")
+        if not is_complete(cell) and not os.environ.get(RUNNER_ENV):
+            build_on_demand(cell)
         folder = verify(cell)
         self._upstream[folder.relative_to(artifacts_root()).as_posix()] = sha256(folder / MANIFEST)
         return folder
 
     def require(self, stage: str, **given: Any) -> Path:
         """The folder of a finished upstream cell of this profile (its notebook's defaults updated by ``given``),
-        verified; ``ArtifactError`` naming what to run otherwise.
+        verified. A notebook run alone builds a missing cell first (:func:`build_on_demand`); under ``rewinterp
+        run`` a missing cell is an ``ArtifactError`` naming what to run.
 
         Its manifest's checksum goes into this cell's manifest: if the upstream cell is remade later, this cell
         no longer verifies, and the runner remakes it too.
@@ -275,6 +342,54 @@ class StageRun:
             Path(handoff).write_text(json.dumps({"tmp": str(self._tmp), "final": str(self.final_dir)}))
             return self.final_dir
         return publish(self._tmp, self.final_dir)
+
+
+def build_on_demand(cell: Cell) -> Path:
+    """Make a missing upstream cell for a notebook run alone (Colab, Jupyter, papermill), as ``rewinterp run``
+    makes it: the same cell identity and folder, the run lock of the profile, the worker process with its
+    watchdog and executed notebook. That cell's notebook builds what it needs in turn, so exactly the chain of
+    cells it reads is made. Says first what it builds and roughly how long that takes; an ``ArtifactError``
+    naming the cell and its executed notebook if the build fails.
+    """
+    from tqdm import tqdm  # text bars: a widget bar would be a live widget under batch execution
+
+    from rewinterp_utils.pipeline.profiles import TYPICAL_CELL_S
+
+    def estimate(stage: str) -> float:
+        return recorded_seconds(stage, cell.profile) or TYPICAL_CELL_S[cell.profile]
+
+    chain, todo = [], [cell.stage.name]
+    while todo:  # the stage and the stages it reads, transitively, whose profile cells are not all there
+        name = todo.pop()
+        if name not in chain and not all(is_complete(c) for c in STAGES[name].cells(cell.profile)):
+            chain.append(name)
+            todo += STAGES[name].upstream
+    rough = sum(estimate(s) for s in chain)
+    print(f"{cell.describe()} is missing at profile {cell.profile!r}: building it first (its notebook builds "
+          f"what it reads in turn; missing stages: {', '.join(reversed(chain))}; roughly {rough / 60:.0f} min)",
+          flush=True)
+    failed = cell_dir(cell).with_name(f"{cell_dir(cell).name}.failed.ipynb")
+    spec = json.dumps({"stage": cell.stage.name, "profile": cell.profile, "params": dict(cell.params)})
+    workdir = artifacts_root() / cell.profile / "work"
+    workdir.mkdir(parents=True, exist_ok=True)
+    with run_lock(cell.profile), tqdm(total=round(estimate(cell.stage.name)), desc=cell.stage.name, file=sys.stdout,
+                                      bar_format="{desc}: {bar} {n}/{total} s (roughly)") as bar:
+        env = {k: v for k, v in os.environ.items() if k not in (HANDOFF_ENV, RUNNER_ENV)}
+        log = tempfile.TemporaryFile(mode="w+")
+        proc = subprocess.Popen([sys.executable, "-m", "rewinterp_utils.pipeline.worker", spec, str(workdir)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        t0 = time.monotonic()
+        while proc.poll() is None:
+            time.sleep(1.0)
+            bar.update(max(0, min(round(time.monotonic() - t0), bar.total) - bar.n))
+        log.seek(0)
+        error = log.read()
+        log.close()
+    if proc.returncode or not is_complete(cell):
+        raise ArtifactError(f"building upstream cell {cell.describe()} failed; its executed notebook: {failed}\n"
+                            f"{error[-2000:]}")
+    print(f"built {cell.describe()} in {time.monotonic() - t0:.0f} s", flush=True)
+    return cell_dir(cell)
 
 
 def glue_metrics(metrics: Mapping[str, Any]) -> None:

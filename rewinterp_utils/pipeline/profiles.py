@@ -248,6 +248,11 @@ BUDGET_MIN: dict[str, float] = {"gridworld": 10, "atari": 45, "table1": 45}
 the reproducing page judges each build against it)."""
 
 
+TYPICAL_CELL_S: dict[str, float] = {"smoke": 30, "default": 300, "paper": 4 * 3_600}
+"""Rough seconds one cell takes at each profile, to say how long an on-demand build of upstream cells will take
+when no cell of the stage has run here yet (a notebook run alone; see ``StageRun.require``)."""
+
+
 def check_profile(profile: str) -> str:
     """Return ``profile`` if known, else raise ``ValueError`` naming the valid profiles."""
     if profile not in PROFILES:

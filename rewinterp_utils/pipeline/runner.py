@@ -24,13 +24,20 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from tqdm.auto import tqdm
 
-from rewinterp_utils.pipeline.artifacts import artifacts_root, cell_dir, done_reason, read_manifest
+from rewinterp_utils.pipeline.artifacts import (
+    RUNNER_ENV,
+    RunnerBusy,
+    artifacts_root,
+    cell_dir,
+    done_reason,
+    read_manifest,
+    run_lock,
+)
 from rewinterp_utils.pipeline.backends import DaskBackend, LocalBackend
 from rewinterp_utils.pipeline.scheduler import SchedulerUnreachable, connect
 from rewinterp_utils.pipeline.stages import STAGES, Cell, Stage, check_chapter
@@ -56,47 +63,12 @@ class Interrupted(KeyboardInterrupt):
     """The run was stopped by SIGINT or SIGTERM; finished cells are kept."""
 
 
-class RunnerBusy(RuntimeError):
-    """Another ``rewinterp run`` holds this artifact folder and profile."""
-
-
 def stages_for(chapters: Iterable[str]) -> list[Stage]:
     """The stages of ``chapters`` (and the book's own pages) in dependency order."""
     return [s for s in STAGES.values() if s.chapter in (*chapters, "book")]
 
 
 # ------------------------------------------------------------------------------------------------ one run at a time
-@contextmanager
-def run_lock(profile: str) -> Iterator[None]:
-    """Hold ``<root>/<profile>/.runner.lock`` (``flock``: a dead holder's lock is free again) for the run."""
-    import fcntl
-
-    folder = artifacts_root() / profile
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / ".runner.lock"
-    f = open(path, "a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        holder = f.read().strip() or "unknown"
-        f.close()
-        raise RunnerBusy(f"another rewinterp run is using {folder} ({holder}); wait for it to end, or stop it "
-                         f"(Ctrl-C or `kill -INT <pid>`), then rerun") from None
-    try:
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()}, started {datetime.now().isoformat(timespec='seconds')}: "
-                f"{' '.join(sys.argv)}")
-        f.flush()
-        yield
-    finally:
-        f.seek(0)
-        f.truncate()
-        fcntl.flock(f, fcntl.LOCK_UN)
-        f.close()
-
-
 def remove_stale_temporaries(profile: str, before: float) -> list[Path]:
     """Delete temporary folders and files of earlier runs (modified before ``before``, a timestamp)."""
     import shutil
@@ -201,7 +173,8 @@ def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | Non
             workdir.mkdir(parents=True, exist_ok=True)
             jobs = jobs or os.cpu_count() or 1
             # kernels inherit: one artifact root, one BLAS thread per parallel job, no progress bars
-            env = {"REWINTERP_ARTIFACTS": str(root), "TQDM_DISABLE": "1", "REWINTERP_BATCH": "1", **watchdog_env,
+            env = {"REWINTERP_ARTIFACTS": str(root), "TQDM_DISABLE": "1", "REWINTERP_BATCH": "1", RUNNER_ENV: "1",
+                   **watchdog_env,
                    "OMP_NUM_THREADS": "1" if client else str(max(1, (os.cpu_count() or 1) // jobs))}
             backend = DaskBackend(client, workdir, env) if client else LocalBackend(jobs, workdir, env)
             failed: set[Cell] = set()

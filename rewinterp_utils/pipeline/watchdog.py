@@ -22,7 +22,6 @@ set them by hand.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -32,7 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
-from rewinterp_utils.pipeline.artifacts import cell_dir
+from rewinterp_utils.pipeline.artifacts import recorded_seconds
 
 if TYPE_CHECKING:
     from rewinterp_utils.pipeline.stages import Cell
@@ -112,20 +111,9 @@ def limits_from_env() -> dict[str, float]:
     return out
 
 
-def recorded_seconds(cell: "Cell") -> float | None:
-    """The longest time (``elapsed_s`` of the manifest) any cell of ``cell``'s stage took at its profile, if any."""
-    times = []
-    for manifest in cell_dir(cell).parent.glob("*/manifest.json"):
-        try:
-            times.append(float(json.loads(manifest.read_text()).get("elapsed_s", 0.0)))
-        except (OSError, ValueError):
-            continue
-    return max(times) if times else None
-
-
 def limits_for(cell: "Cell") -> Limits:
     """The limits of ``cell``'s code cells (the rule is in the module docstring); the environment's win."""
-    recorded = recorded_seconds(cell)
+    recorded = recorded_seconds(cell.stage.name, cell.profile)
     cell_s = (FIRST_RUN_LIMIT_S[cell.profile] if recorded is None
               else max(CELL_LIMIT_FLOOR_S, CELL_LIMIT_FACTOR * recorded))
     return replace(Limits(cell_s=cell_s), **limits_from_env())
