@@ -11,12 +11,14 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.vec_env import VecEnv
 
+from rewinterp_utils.device import torch_device
+
 
 def maze_ppo(venv: VecEnv, learning_rate: float, gamma: float, seed: int, decay: bool = True) -> PPO:
     """PPO (MlpPolicy, SB3's other defaults) for the maze: the learning rate decays linearly from ``learning_rate``
     to 0 (the paper's expert recipe) or, with ``decay=False``, stays constant (SB3's default schedule)."""
     lr = (lambda remaining: remaining * learning_rate) if decay else learning_rate
-    return PPO("MlpPolicy", venv, learning_rate=lr, gamma=gamma, seed=seed, device="cpu", verbose=0)
+    return PPO("MlpPolicy", venv, learning_rate=lr, gamma=gamma, seed=seed, device=torch_device(), verbose=0)
 
 
 class SaveBestPolicy(BaseCallback):
@@ -58,7 +60,7 @@ def load_policy(path: Path, venv: VecEnv) -> Any:
         policy = ActorCriticPolicy(space, venv.action_space, lambda _: 0.0)
     policy.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     policy.set_training_mode(False)
-    return policy
+    return policy.to(torch_device())
 
 
 def eval_curve(log_dir: Path) -> dict[str, Any]:
@@ -95,7 +97,7 @@ def atari_ppo(venv: VecEnv, cfg: Any, seed: int) -> PPO:
     lr, clip = cfg.learning_rate, cfg.clip_range
     return PPO("CnnPolicy", venv, n_steps=cfg.n_steps, n_epochs=cfg.n_epochs, batch_size=cfg.batch_size,
                learning_rate=lambda remaining: remaining * lr, clip_range=lambda remaining: remaining * clip,
-               ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, seed=seed, device="cpu", verbose=0)
+               ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, seed=seed, device=torch_device(), verbose=0)
 
 
 class AtariEvalCallback(BaseCallback):

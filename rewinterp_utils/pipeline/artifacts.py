@@ -277,6 +277,9 @@ class StageRun:
         self._tmp = self.final_dir.parent / f".{self.final_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
         self._upstream: dict[str, str] = {}
         self._started, self._t0 = _now(), time.perf_counter()
+        from rewinterp_utils.device import torch_device
+
+        self.device = str(torch_device())  #: where this cell computes (``REWINTERP_DEVICE``), checked before anything
 
     def __repr__(self) -> str:
         custom = f", custom sizes {self.cell.overrides}" if self.cell.overrides else ""
@@ -335,7 +338,7 @@ class StageRun:
         (self.dir / METRICS).write_text(text)
         files = {p.relative_to(self.dir).as_posix(): sha256(p) for p in sorted(self.dir.rglob("*")) if p.is_file()}
         manifest = {"identity": self.identity, "files": files, "upstream": self._upstream, "started": self._started,
-                    "finished": _now(), "elapsed_s": round(time.perf_counter() - self._t0, 3)}
+                    "finished": _now(), "elapsed_s": round(time.perf_counter() - self._t0, 3), "device": self.device}
         (self.dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
         handoff = os.environ.get(HANDOFF_ENV)
         if handoff:

@@ -1,0 +1,70 @@
+"""One device choice, ``REWINTERP_DEVICE``: validated before anything is written, recorded in every manifest, and
+``cpu`` and ``auto`` give the same results on a machine without CUDA."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rewinterp_utils.device import torch_device
+from rewinterp_utils.pipeline.artifacts import StoredCell, open_stage
+from rewinterp_utils.pipeline.stages import get_stage
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "cpu:0", "tpu"])
+def test_an_unknown_device_is_a_valueerror_naming_the_choices(monkeypatch, name):
+    monkeypatch.setenv("REWINTERP_DEVICE", name)
+    with pytest.raises(ValueError, match="auto, cpu, cuda, cuda:N"):
+        torch_device()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_where_there_is_none_is_a_valueerror(monkeypatch):
+    monkeypatch.setenv("REWINTERP_DEVICE", "cuda")
+    with pytest.raises(ValueError, match="CUDA is not available here; choices: auto, cpu"):
+        torch_device()
+    monkeypatch.setenv("REWINTERP_DEVICE", "auto")
+    assert torch_device() == torch.device("cpu")
+
+
+def test_a_bad_device_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("REWINTERP_DEVICE", "cuda:x")
+    with pytest.raises(ValueError, match="REWINTERP_DEVICE"):
+        open_stage("maze_expert", {"profile": "smoke"})
+    done = subprocess.run([sys.executable, "-m", "rewinterp_utils.pipeline.cli", "run", "--profile", "smoke"],
+                          env={**os.environ, "REWINTERP_ARTIFACTS": str(tmp_path / "artifacts"),
+                               "REWINTERP_DEVICE": "gpu"}, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "REWINTERP_DEVICE must be one of" in done.stderr, done.stderr
+    assert not (tmp_path / "artifacts").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="auto means CUDA on this machine")
+def test_cpu_and_auto_give_the_same_metrics_and_record_the_device(tmp_path):
+    """The maze dataset at smoke, run alone (it builds its PPO expert on demand), once per setting."""
+    found = {}
+    for choice in ("cpu", "auto"):
+        root = tmp_path / choice
+        env = {**os.environ, "REWINTERP_ARTIFACTS": str(root), "REWINTERP_DEVICE": choice, "TQDM_DISABLE": "1"}
+        done = subprocess.run([sys.executable, "-m", "papermill", str(REPO / "notebooks" / "maze_dataset.ipynb"),
+                               str(tmp_path / f"{choice}.ipynb"), "-p", "profile", "smoke", "--no-progress-bar",
+                               "--execution-timeout", "600"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:]
+        os.environ["REWINTERP_ARTIFACTS"] = str(root)
+        try:
+            cells = [get_stage(s).cell("smoke") for s in ("maze_expert", "maze_dataset")]
+            found[choice] = [StoredCell(c).metrics for c in cells]
+            assert [json.loads((StoredCell(c).dir / "manifest.json").read_text())["device"] for c in cells] == \
+                ["cpu", "cpu"]
+        finally:
+            del os.environ["REWINTERP_ARTIFACTS"]
+    assert found["cpu"] == found["auto"] and found["cpu"][0]
