@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -10,6 +12,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 from tqdm.auto import tqdm
 
+from rewinterp_utils.envs.atari import SCREEN_SHAPE
 from rewinterp_utils.wrappers import next_observations
 
 
@@ -62,10 +65,46 @@ def split_episodes(data: dict[str, np.ndarray], n_envs: int, tails: bool = False
     return episodes
 
 
-def save_transitions(path: Path, data: dict[str, np.ndarray]) -> None:
-    """Write a transition dict compressed (``.npz``)."""
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **data)
+def save_transitions(path: Path, data: dict[str, np.ndarray], rows: np.ndarray | None = None,
+                     chunk_bytes: int = 1 << 24) -> None:
+    """Write a transition dict compressed (``.npz``, read by :func:`load_transitions`).
+
+    With ``rows`` (integer indices, e.g. from :func:`split_by_time`) the file holds ``data[k][rows]`` for every
+    ``k``, gathered and written ``chunk_bytes`` at a time: a split of a large dataset reaches the disk without a
+    copy of it in memory. ``ValueError`` (nothing written) for object arrays, arrays of different lengths when
+    ``rows`` is given, or rows that are not integers within those lengths.
+    """
+    if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes must be a positive integer, got {chunk_bytes!r}")
+    arrays = {k: np.asarray(v) for k, v in data.items()}
+    for k, a in arrays.items():
+        if a.dtype.hasobject:
+            raise ValueError(f"{k!r} holds Python objects ({a.dtype}); save_transitions writes plain arrays only")
+    if rows is not None:
+        rows = np.asarray(rows)
+        lengths = {k: (len(a) if a.ndim else None) for k, a in arrays.items()}
+        if len(set(lengths.values())) > 1 or None in lengths.values():
+            raise ValueError(f"rows select from arrays of one length; got lengths {lengths}")
+        n = next(iter(lengths.values()), 0)
+        if rows.ndim != 1 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
+            raise ValueError(f"rows must be a 1-d array of integers, got {rows.dtype} of shape {rows.shape}")
+        if rows.size and (rows.min() < 0 or rows.max() >= n):
+            raise ValueError(f"rows must lie in [0, {n}), got rows from {rows.min()} to {rows.max()}")
+        rows = rows.astype(np.int64)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for k, a in arrays.items():
+            shape = a.shape if rows is None or a.ndim == 0 else (len(rows), *a.shape[1:])
+            header = {"descr": np.lib.format.dtype_to_descr(a.dtype), "fortran_order": False, "shape": shape}
+            with zf.open(f"{k}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array_header_1_0(f, header)
+                if a.ndim == 0:
+                    f.write(np.ascontiguousarray(a).reshape(1).view(np.uint8).data)
+                    continue
+                n_rows = len(a) if rows is None else len(rows)
+                step = max(1, chunk_bytes // max(1, a[:1].nbytes))
+                for start in range(0, n_rows, step):
+                    part = a[start:start + step] if rows is None else a[rows[start:start + step]]
+                    f.write(np.ascontiguousarray(part).reshape(-1).view(np.uint8).data)
 
 
 def load_transitions(path: Path) -> dict[str, np.ndarray]:
@@ -105,7 +144,7 @@ def play_lockstep(policy: Any, venvs: dict[str, VecEnv], deterministic: bool = F
 
 
 def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_rewarded: int, n_unrewarded: int,
-                     max_steps: int, seed: int = 0, deterministic: bool = False,
+                     max_steps: int, seed: int = 0, deterministic: bool = False, n_screens: int = 0,
                      desc: str = "rewarded observations") -> dict[str, np.ndarray]:
     """Observations s' that earned a reward and as many that did not, from ``policy``'s play (Atari).
 
@@ -116,21 +155,36 @@ def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_r
     ``n_unrewarded`` over the same period, so both classes span the same stretch of play. Steps that end a
     life are skipped (their s' is a terminal frame the figures cannot show).
 
+    Raw screens (100 kB each) are kept for ``n_screens`` samples only: the last ``n_screens // 2`` rewarded
+    samples and the last ``n_screens - n_screens // 2`` unrewarded ones still in the reservoir at the end, the
+    latest of each class (held out by :func:`split_by_time` when each class holds out at least that many plus
+    one step's worth, ``num_envs``).
+
     Returns ``obs_<name>`` (N, 84, 84, 4) uint8 for each venv, ``reward`` (N,) float32 (clipped reward),
-    ``step`` (N,) int64 (when it was collected, in env steps summed over sub-envs) and ``screen``
-    (N, 210, 160, 3) uint8, the unmasked RGB screen behind each s'. ``RuntimeError`` if ``max_steps`` pass
-    before ``n_rewarded`` rewarded observations were seen.
+    ``step`` (N,) int64 (when it was collected, in env steps summed over sub-envs), ``screen``
+    (n_screens, 210, 160, 3) uint8, the unmasked RGB screens behind the s' of rows ``screen_index``
+    (n_screens,) int64 (rewarded first; each class in the order collected). ``RuntimeError`` if ``max_steps``
+    pass before ``n_rewarded`` rewarded observations were seen.
     """
     for name, value in (("n_rewarded", n_rewarded), ("n_unrewarded", n_unrewarded), ("max_steps", max_steps)):
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(n_screens, bool) or int(n_screens) != n_screens or n_screens < 0:
+        raise ValueError(f"n_screens must be a non-negative integer, got {n_screens!r}")
+    k_r, k_u = n_screens // 2, n_screens - n_screens // 2
+    if k_r > n_rewarded or k_u > n_unrewarded:
+        raise ValueError(f"n_screens={n_screens} wants {k_r} rewarded and {k_u} unrewarded screens, more than the "
+                         f"{n_rewarded} and {n_unrewarded} samples collected")
     names = list(venvs)
     lead = venvs[names[0]]
     n = n_rewarded + n_unrewarded
     rng = np.random.default_rng(seed)
     out = {f"obs_{k}": np.zeros((n, *lead.observation_space.shape), np.uint8) for k in names}
-    out |= {"reward": np.zeros(n, np.float32), "step": np.zeros(n, np.int64),
-            "screen": np.zeros((n, 210, 160, 3), np.uint8)}  # the raw ALE screen
+    out |= {"reward": np.zeros(n, np.float32), "step": np.zeros(n, np.int64)}
+    # the raw ALE screens of the latest kept samples: rewarded ones in order, unrewarded ones by reservoir slot
+    # (an entry leaves when its slot is refilled, the oldest when more than k_u are held)
+    shots_r: deque[tuple[int, np.ndarray]] = deque(maxlen=k_r)
+    shots_u: OrderedDict[int, np.ndarray] = OrderedDict()
     got_r, seen_u, steps = 0, 0, 0
     with tqdm(total=n_rewarded, desc=desc) as bar:
         for obs, rewards, dones in play_lockstep(policy, venvs, deterministic):
@@ -141,14 +195,22 @@ def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_r
                     slot = n_unrewarded + got_r if got_r < n_rewarded else None
                     got_r += slot is not None
                     bar.update(slot is not None)
+                    if slot is not None and k_r:
+                        shots_r.append((slot, screens[i].copy()))
                 else:
                     slot = seen_u if seen_u < n_unrewarded else int(rng.integers(seen_u + 1))
                     slot = slot if slot < n_unrewarded else None
                     seen_u += 1
+                    if slot is not None:
+                        shots_u.pop(slot, None)  # its sample left the reservoir
+                        if k_u:
+                            shots_u[slot] = screens[i].copy()
+                            if len(shots_u) > k_u:
+                                shots_u.popitem(last=False)
                 if slot is not None:
                     for k in names:
                         out[f"obs_{k}"][slot] = obs[k][i]
-                    out["reward"][slot], out["step"][slot], out["screen"][slot] = rewards[i], steps, screens[i]
+                    out["reward"][slot], out["step"][slot] = rewards[i], steps
             if got_r >= n_rewarded and seen_u >= n_unrewarded:
                 break
             if steps >= max_steps:
@@ -156,7 +218,21 @@ def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_r
                     f"the policy earned a reward on {got_r} of the {n_rewarded} observations needed within "
                     f"max_steps={max_steps} env steps: train the expert longer (atari_expert total_timesteps) "
                     f"or raise atari_dataset max_steps")
+    shots = [*shots_r, *shots_u.items()]
+    out["screen_index"] = np.array([row for row, _ in shots], np.int64)
+    out["screen"] = np.stack([s for _, s in shots]) if shots else np.zeros((0, *SCREEN_SHAPE, 3), np.uint8)
     return out
+
+
+def positions_in(split: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Where each of ``rows`` sits in ``split`` (indices, e.g. from :func:`split_by_time`): ``split[p] == rows``.
+
+    ``ValueError`` naming the rows that ``split`` does not hold."""
+    where = {int(r): i for i, r in enumerate(np.asarray(split))}
+    missing = [int(r) for r in np.asarray(rows) if int(r) not in where]
+    if missing:
+        raise ValueError(f"rows {missing} are not in the split (of {len(where)} rows)")
+    return np.array([where[int(r)] for r in np.asarray(rows)], np.int64)
 
 
 def split_by_time(reward: np.ndarray, step: np.ndarray, n_train: int) -> tuple[np.ndarray, np.ndarray]:

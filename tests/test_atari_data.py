@@ -1,13 +1,17 @@
-"""The Atari dataset: balanced, aligned across score settings, split by time, and a clear error without rewards."""
+"""The Atari dataset: balanced, aligned across score settings, screens only for the samples shown, split by time and
+written by index, and a clear error without rewards."""
 
 from __future__ import annotations
 
+import tracemalloc
+
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 from rewinterp_utils.agents import atari_ppo, load_policy
-from rewinterp_utils.data import collect_balanced, split_by_time
+from rewinterp_utils.data import collect_balanced, load_transitions, positions_in, save_transitions, split_by_time
 from rewinterp_utils.envs.atari import SCORE_BOXES, make_atari_venv
 from rewinterp_utils.pipeline.profiles import resolve
 from rewinterp_utils.pipeline.stages import STAGES
@@ -21,13 +25,14 @@ def venvs(seed: int = 3, n_envs: int = 2):
 
 @pytest.fixture(scope="module")
 def data():
-    return collect_balanced(None, venvs(), n_rewarded=5, n_unrewarded=7, max_steps=20_000, seed=0)
+    return collect_balanced(None, venvs(), n_rewarded=5, n_unrewarded=7, max_steps=20_000, seed=0, n_screens=4)
 
 
 def test_balanced_shapes_and_types(data):
     assert data["obs_shown"].shape == data["obs_hidden"].shape == (12, 84, 84, 4)
     assert data["obs_shown"].dtype == data["obs_hidden"].dtype == np.uint8
-    assert data["screen"].shape == (12, 210, 160, 3) and data["screen"].dtype == np.uint8
+    assert data["screen"].shape == (4, 210, 160, 3) and data["screen"].dtype == np.uint8
+    assert data["screen_index"].shape == (4,)
     assert (data["reward"] != 0).sum() == 5 and (data["reward"] == 0).sum() == 7
     assert np.all(np.diff(data["step"][7:]) >= 0)  # rewarded samples in the order they came
 
@@ -46,10 +51,132 @@ def test_settings_differ_only_in_the_score_box(data):
 def test_screens_are_the_frames_behind_the_observations(data):
     import cv2
 
-    grey = cv2.cvtColor(data["screen"][0], cv2.COLOR_RGB2GRAY)
-    small = cv2.resize(grey, (84, 84), interpolation=cv2.INTER_AREA).astype(int)
-    # the last stacked frame max-pools the last two raw frames, so it is at least the resized last screen
-    assert np.mean(np.abs(small - data["obs_shown"][0, :, :, -1].astype(int))) < 10
+    for screen, row in zip(data["screen"], data["screen_index"]):
+        grey = cv2.cvtColor(screen, cv2.COLOR_RGB2GRAY)
+        small = cv2.resize(grey, (84, 84), interpolation=cv2.INTER_AREA).astype(int)
+        # the last stacked frame max-pools the last two raw frames, so it is at least the resized last screen
+        assert np.mean(np.abs(small - data["obs_shown"][row, :, :, -1].astype(int))) < 10
+
+
+class Tagged:
+    """A stand-in for an Atari vec env whose every observation and screen carries the (step, sub-env) it came from
+    (bytes 0-3 of the first row), so that an oracle can tell which step each kept sample and screen is from.
+    Rewards and episode ends follow a fixed pattern over (step, sub-env); every instance plays the same game."""
+
+    def __init__(self, n_envs: int = 3) -> None:
+        self.num_envs, self.t = n_envs, 0
+        self.observation_space = gym.spaces.Box(0, 255, (84, 84, 4), np.uint8)
+        self.action_space = gym.spaces.Discrete(4)
+
+    @staticmethod
+    def _tag(shape: tuple[int, ...], t: int, i: int) -> np.ndarray:
+        x = np.zeros(shape, np.uint8)
+        x.reshape(-1)[:4] = (t >> 8, t & 255, i, 7)
+        return x
+
+    def reset(self) -> np.ndarray:
+        self.t = 0
+        return np.stack([self._tag((84, 84, 4), 0, i) for i in range(self.num_envs)])
+
+    def step(self, actions: np.ndarray):
+        self.t += 1
+        ids = self.t * self.num_envs + np.arange(self.num_envs)
+        rewards = (ids % 5 == 0).astype(np.float32)
+        dones = ids % 11 == 3
+        obs = np.stack([self._tag((84, 84, 4), self.t, i) for i in range(self.num_envs)])
+        return obs, rewards, dones, [{} for _ in ids]
+
+    def get_attr(self, name: str) -> list[np.ndarray]:
+        assert name == "last_raw_frame"
+        return [self._tag((210, 160, 3), self.t, i) for i in range(self.num_envs)]
+
+
+def _when(x: np.ndarray) -> tuple[int, int]:
+    """The (step, sub-env) a Tagged observation or screen carries."""
+    b = x.reshape(-1)[:3].astype(int)
+    return b[0] * 256 + b[1], b[2]
+
+
+@pytest.mark.parametrize("n_screens", [0, 1, 5, 8])
+def test_screens_are_kept_only_for_the_latest_samples_of_each_class(n_screens):
+    """Many more unrewarded steps than reservoir slots (samples leave the reservoir): the screens kept are those of
+    the latest kept samples of each class (an oracle sorts the kept samples by the step they carry), and each screen
+    is the one of its row's step."""
+    data = collect_balanced(None, {"shown": Tagged(), "hidden": Tagged()}, n_rewarded=20, n_unrewarded=6,
+                            max_steps=10_000, seed=1, n_screens=n_screens)
+    assert data["screen"].shape == (n_screens, 210, 160, 3) and data["screen_index"].shape == (n_screens,)
+    when = [_when(o) for o in data["obs_shown"]]
+    expected = []
+    for cls, k in ((data["reward"] != 0, n_screens // 2), (data["reward"] == 0, n_screens - n_screens // 2)):
+        rows = sorted(np.flatnonzero(cls), key=lambda r: when[r])
+        expected += rows[len(rows) - k:]
+    assert list(data["screen_index"]) == expected
+    for screen, row in zip(data["screen"], data["screen_index"]):
+        assert _when(screen) == when[row], "a screen belongs to its row's step"
+    assert all(_when(o) == (s // 3, i) for o, s, (_, i) in zip(data["obs_shown"], data["step"], when))
+
+
+def test_too_many_screens_is_a_clear_error():
+    with pytest.raises(ValueError, match="n_screens=11"):
+        collect_balanced(None, {"shown": Tagged()}, n_rewarded=4, n_unrewarded=5, max_steps=100, n_screens=11)
+    with pytest.raises(ValueError, match="n_screens"):
+        collect_balanced(None, {"shown": Tagged()}, n_rewarded=4, n_unrewarded=5, max_steps=100, n_screens=-1)
+
+
+def _dataset(n: int = 50, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"obs_shown": rng.integers(0, 256, (n, 84, 84, 4), dtype=np.uint8),
+            "reward": rng.integers(0, 2, n).astype(np.float32), "step": rng.permutation(n).astype(np.int64),
+            "done": rng.random(n) < 0.5}
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 30_000, 1 << 26])
+def test_a_split_is_written_by_index(tmp_path, chunk_bytes):
+    """The file of a split holds, row for row, what plain indexing of each sample gives (rows out of order, chunks of
+    one row, of a few rows and of all)."""
+    data = _dataset()
+    train, test = split_by_time(data["reward"], data["step"], n_train=20)
+    for name, rows in (("train", train), ("test", test)):
+        save_transitions(tmp_path / f"{name}.npz", data, rows, chunk_bytes=chunk_bytes)
+        back = load_transitions(tmp_path / f"{name}.npz")
+        assert set(back) == set(data)
+        for k, v in data.items():
+            oracle = np.array([v[i] for i in rows.tolist()])
+            assert back[k].dtype == v.dtype and back[k].shape == oracle.shape and np.array_equal(back[k], oracle)
+    save_transitions(tmp_path / "all.npz", data | {"seed": np.int64(3)}, chunk_bytes=chunk_bytes)
+    back = load_transitions(tmp_path / "all.npz")
+    assert all(np.array_equal(back[k], v) for k, v in data.items()) and back["seed"] == 3
+
+
+def test_a_split_is_written_without_a_copy_of_it():
+    """Writing a 32 MB split of a 32 MB array allocates a chunk at a time (numpy reports its buffers to tracemalloc)."""
+    import io
+
+    obs = np.zeros((1_000, 84, 84, 4), np.uint8)
+    tracemalloc.start()
+    try:
+        save_transitions(io.BytesIO(), {"obs": obs}, np.arange(1_000)[::-1], chunk_bytes=1 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < obs.nbytes / 8, f"{peak / 2**20:.1f} MiB allocated to write {obs.nbytes / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("rows, match", [(np.array([0, 50]), r"\[0, 50\)"), (np.array([-1]), r"\[0, 50\)"),
+                                         (np.array([0.0, 1.0]), "integers"), (np.zeros((2, 2), int), "1-d")])
+def test_bad_rows_write_nothing(tmp_path, rows, match):
+    with pytest.raises(ValueError, match=match):
+        save_transitions(tmp_path / "x.npz", _dataset(), rows)
+    with pytest.raises(ValueError, match="one length"):
+        save_transitions(tmp_path / "x.npz", {"a": np.zeros(3), "b": np.zeros(4)}, np.array([0]))
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_positions_in_a_split():
+    split = np.array([7, 3, 9, 1])
+    assert positions_in(split, np.array([9, 7, 1])).tolist() == [2, 0, 3]
+    with pytest.raises(ValueError, match=r"\[4\]"):
+        positions_in(split, np.array([3, 4]))
 
 
 def test_split_by_time_is_balanced_and_ordered():

@@ -8,7 +8,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from rewinterp_utils.pipeline.book import _config_with_url, install_cell_source, plain_glue_reprs, repository_url
+from rewinterp_utils.pipeline.book import (
+    SOURCE_KEY,
+    _config_with_url,
+    install_cell_source,
+    mark_page,
+    plain_glue_reprs,
+    ran_with_line,
+    repository_url,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -102,3 +110,76 @@ def test_notebook_code_fits_the_page():
             if cell.cell_type == "code":
                 long = [line for line in cell.source.splitlines() if len(line) > 76]
                 assert not long, (path.name, long)
+
+
+# -- launch buttons open the notebook a page ran; each page says what it ran with ----------------------------
+def _launch_links():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("launch_links", REPO / "book" / "_ext" / "launch_links.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_ran_with_line_names_the_parameters_and_the_notebook():
+    from rewinterp_utils.pipeline.stages import STAGES
+
+    cell = STAGES["atari_dataset"].pages("smoke")["atari_dataset_Seaquest"]
+    assert ran_with_line(cell) == ("Ran with `-p game Seaquest -p seed 0` at profile `smoke` "
+                                   "(`notebooks/atari_dataset.ipynb`).")
+    cell = STAGES["maze_retrain"].cell("default", env_id="EmptyMaze-10x10-TwoGoals-v3", total_timesteps=512)
+    assert ran_with_line(cell) == (
+        "Ran with `-p env_id EmptyMaze-10x10-TwoGoals-v3 -p reward learned -p seed 0 -p rm_env_id "
+        "EmptyMaze-10x10-CoinFlipGoal-v3 -p rm_seed 0 -p total_timesteps 512` at profile `default` "
+        "(`notebooks/maze_retrain.ipynb`).")
+
+
+def test_a_page_is_marked_with_its_notebook_and_parameters(tmp_path):
+    from rewinterp_utils.pipeline.stages import STAGES
+
+    cells = [nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell("x = 1"),
+             nbformat.v4.new_code_cell("game = 'x'", metadata={"tags": ["parameters"]})]
+    path = tmp_path / "page.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    cell = STAGES["atari_expert"].pages("smoke")["atari_expert_Breakout"]
+    for _ in range(2):  # marking twice marks once
+        mark_page(path, cell, "notebooks/atari_expert.ipynb")
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata[SOURCE_KEY] == "notebooks/atari_expert.ipynb"
+    assert [c.source for c in nb.cells] == ["# Title", "x = 1", ran_with_line(cell), "game = 'x'"]
+    mark_page(path, cell, None, ran_with=False)
+    nb = nbformat.read(path, as_version=4)
+    assert SOURCE_KEY not in nb.metadata and len(nb.cells) == 3
+
+
+def test_launch_links_are_pointed_at_the_notebook_or_removed():
+    ext = _launch_links()
+    colab = {"type": "link", "text": "Colab",
+             "url": "https://colab.research.google.com/github/o/r/blob/main/notebooks/atari_expert_Breakout.ipynb"}
+    encoded = {"type": "link", "text": "Deepnote", "url": "https://deepnote.com/launch?url=x%2Fatari_expert_Breakout"}
+    live = {"type": "javascript", "text": "Live Code"}
+    old = "notebooks/atari_expert_Breakout.ipynb"
+    assert ext.retarget([colab, encoded, live], old, "notebooks/atari_expert.ipynb") == [
+        {**colab, "url": "https://colab.research.google.com/github/o/r/blob/main/notebooks/atari_expert.ipynb"}]
+    assert ext.retarget([colab, live], old, None) == []
+    assert ext.SOURCE_KEY == SOURCE_KEY
+
+
+def test_every_launch_link_of_the_book_opens_a_notebook_of_the_repository(smoke_book):
+    """Colab links name a notebook the repository has (a sweep's pages its stage notebook), and every page of a
+    stage says which parameters it ran with."""
+    html = smoke_book
+    links = {}
+    for page in html.rglob("*.html"):
+        for url in re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', page.read_text()):
+            links.setdefault(page.relative_to(html).as_posix(), []).append(url)
+    target = re.compile(r"^https://colab\.research\.google\.com/github/[^/]+/[^/]+/blob/[^/]+/(.+)$")
+    named = {page: [target.match(u).group(1) if target.match(u) else u for u in urls] for page, urls in links.items()}
+    assert {p: n for p, n in named.items() if not all((REPO / x).is_file() for x in n)} == {}
+    assert named["notebooks/atari_expert_Breakout.html"] == ["notebooks/atari_expert.ipynb"]
+    assert named["notebooks/atari_reward_model_Seaquest_hidden.html"] == ["notebooks/atari_reward_model.ipynb"]
+    assert named["notebooks/maze_expert.html"] == ["notebooks/maze_expert.ipynb"]
+    assert not any(p.startswith("book/") for p in named)  # prose pages have no notebook to launch
+    text = re.sub(r"<[^>]+>", "", (html / "notebooks" / "atari_expert_Seaquest.html").read_text())
+    assert "Ran with -p game Seaquest -p seed 0 at profile smoke" in text

@@ -3,20 +3,35 @@
 The repository's URL is written once, in ``pyproject.toml`` (``[project.urls] Repository``); the book's
 repository and launch buttons and every notebook's Colab install cell (:func:`install_cell_source`) take it
 from there.
+
+A page is one execution of a stage notebook: ``notebooks/atari_expert_Breakout`` ran ``notebooks/atari_expert.ipynb``
+with ``game="Breakout"``. :func:`mark_page` writes on each page the parameters it ran with and, in the page's
+metadata (:data:`SOURCE_KEY`), the repository notebook it ran, where that notebook exists; the book's extension
+``book/_ext/launch_links.py`` points the page's launch buttons (Colab) at that notebook and removes them where
+there is none.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 
+if TYPE_CHECKING:
+    from rewinterp_utils.pipeline.stages import Cell
+
 REPO = Path(__file__).resolve().parents[2]
+SOURCE_KEY = "rewinterp_notebook"
+"""Page metadata: the repository notebook the page ran, relative to the book's root (``repository.path_to_book``)."""
+RAN_WITH_ID = "rewinterp-ran-with"
+"""Id of the markdown cell :func:`mark_page` adds."""
 _NUMPY_REPR = re.compile(r"^np\.(?:float|int|uint|bool_)\w*\((.*)\)$")
 
 
@@ -76,10 +91,10 @@ def book_sources(profile: str, dest: Path) -> Path:
     from rewinterp_utils.pipeline.artifacts import executed_path, is_done
     from rewinterp_utils.pipeline.stages import STAGES, notebooks_dir
 
-    pages, missing, overview, stage_of = {}, [], set(), {}
+    pages, missing, overview, stage_of, cells = {}, [], set(), {}, {}
     for s in STAGES.values():
         for page, cell in s.pages(profile).items():
-            stage_of[page] = s.name
+            stage_of[page], cells[page] = s.name, cell
             if s.chapter == "book":
                 overview.add(page)
             if is_done(cell):
@@ -102,7 +117,35 @@ def book_sources(profile: str, dest: Path) -> Path:
         reformat_sources(dest / "notebooks" / f"{page}.ipynb", notebooks_dir() / f"{stage_of[page]}.ipynb")
         if page in overview:
             hide_injected_parameters(dest / "notebooks" / f"{page}.ipynb")
+        source = f"notebooks/{stage_of[page]}.ipynb"
+        mark_page(dest / "notebooks" / f"{page}.ipynb", cells[page], source if (REPO / source).is_file() else None,
+                  ran_with=page not in overview)
     return dest
+
+
+def ran_with_line(cell: Cell) -> str:
+    """The line a page says it ran with: the parameters papermill gave its notebook (those set) and the profile,
+    e.g. "Ran with `-p game Breakout -p seed 0` at profile `smoke` (`notebooks/atari_expert.ipynb`)."."""
+    args = " ".join(f"-p {k} {shlex.quote(str(v))}" for k, v in cell.params.items() if v is not None)
+    how = f"with `{args}`" if args else "with the notebook's defaults"
+    return f"Ran {how} at profile `{cell.profile}` (`notebooks/{cell.stage.name}.ipynb`)."
+
+
+def mark_page(path: Path, cell: Cell, source: str | None, ran_with: bool = True) -> None:
+    """Record on the page at ``path`` (an executed notebook of ``cell``) the repository notebook it ran (``source``,
+    relative to the book's root; ``None``: none exists, so no launch buttons) and, with ``ran_with``, the line
+    :func:`ran_with_line` just before its ``parameters`` cell (or at the top)."""
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop(SOURCE_KEY, None)
+    if source is not None:
+        nb.metadata[SOURCE_KEY] = source
+    nb.cells = [c for c in nb.cells if c.get("id") != RAN_WITH_ID]
+    if ran_with:
+        at = next((i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), 0)
+        line = nbformat.v4.new_markdown_cell(ran_with_line(cell))
+        line["id"] = RAN_WITH_ID
+        nb.cells.insert(at, line)
+    nbformat.write(nb, path)
 
 
 def reformat_sources(path: Path, committed: Path) -> None:

@@ -131,7 +131,7 @@ class AtariDataset:
     n_train: int  #: training observations, half of them rewarded
     n_test: int  #: held-out observations, half of them rewarded
     max_steps: int  #: most environment steps spent collecting before giving up
-    n_screens: int = 64  #: raw 210x160 RGB screens kept (test split) for figures
+    n_screens: int = 64  #: raw 210x160 RGB screens kept for figures: the latest samples (held out), half rewarded
     n_envs: int = 8  #: parallel environments
 
 
