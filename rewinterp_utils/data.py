@@ -126,8 +126,10 @@ def play_lockstep(policy: Any, venvs: dict[str, VecEnv], deterministic: bool = F
 
     The venvs must be built alike and with the same seed (e.g. the score shown and hidden versions of one
     game from :func:`~rewinterp_utils.envs.atari.make_atari_venv`), so that they play the same game. Yields
-    after every step ``(obs, rewards, dones)``: the new observation of every venv by name, and the lead venv's
-    rewards and dones (``RuntimeError`` the moment another venv's rewards or dones differ).
+    after every step ``(obs, rewards, dones)``: the observation s' each step led to in every venv by name (on a
+    step that ends an episode, the true last observation, ``terminal_observation``, not the next episode's first
+    one that the venv returns), and the lead venv's rewards and dones (``RuntimeError`` the moment another
+    venv's rewards or dones differ).
     """
     names = list(venvs)
     lead = venvs[names[0]]
@@ -139,8 +141,12 @@ def play_lockstep(policy: Any, venvs: dict[str, VecEnv], deterministic: bool = F
         for k in names[1:]:
             if not np.array_equal(results[k][1], rewards) or not np.array_equal(results[k][2], dones):
                 raise RuntimeError(f"venv {k!r} diverged from {names[0]!r}: build them with the same seed")
-        obs = {k: r[0] for k, r in results.items()}
-        yield obs, rewards, dones
+        obs = {k: r[0] for k, r in results.items()}  # the policy acts on the reset observation next
+        reached = {k: r[0].copy() for k, r in results.items()}
+        for k, r in results.items():
+            for i in np.flatnonzero(dones):
+                reached[k][i] = r[3][i]["terminal_observation"]
+        yield reached, rewards, dones
 
 
 def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_rewarded: int, n_unrewarded: int,

@@ -245,3 +245,34 @@ def test_maze_policy_loads_without_reseeding_the_env(tmp_path):
         a2, _ = ppo.policy.predict(obs, deterministic=True)
         assert np.array_equal(a1, a2)
         obs, *_ = fresh.step(a1)
+
+
+def test_play_lockstep_yields_the_true_last_observation_of_an_episode():
+    """A counter env whose episodes end after 3 steps (obs = steps taken): on the step that ends an episode the
+    venv returns the next episode's first observation (0); play_lockstep must yield the state reached (3), and
+    the next step must go on from the reset (1). Oracle: the counts written out by hand."""
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rewinterp_utils.data import play_lockstep
+
+    class Counter(gym.Env):
+        observation_space = gym.spaces.Box(0, 10, (1,), np.float32)
+        action_space = gym.spaces.Discrete(2)
+
+        def reset(self, seed=None, options=None):
+            self.t = 0
+            return np.array([0.0], np.float32), {}
+
+        def step(self, action):
+            self.t += 1
+            return np.array([float(self.t)], np.float32), 1.0 if self.t == 3 else 0.0, self.t == 3, False, {}
+
+    venvs = {name: DummyVecEnv([Counter]) for name in ("shown", "hidden")}
+    seen = []
+    for t, (obs, rewards, dones) in enumerate(play_lockstep(None, venvs)):
+        seen.append((float(obs["shown"][0, 0]), float(obs["hidden"][0, 0]), float(rewards[0]), bool(dones[0])))
+        if t == 6:
+            break
+    assert seen == [(1, 1, 0, False), (2, 2, 0, False), (3, 3, 1, True), (1, 1, 0, False), (2, 2, 0, False),
+                    (3, 3, 1, True), (1, 1, 0, False)]
