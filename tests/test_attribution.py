@@ -16,14 +16,12 @@ from rewinterp_utils.attribution import (
     mask_centres,
     occlusion_masks,
     occlusion_saliency,
-    occlusion_saliency_loop,
     saliency_share,
     score_area_share,
     score_edit,
     upsample_saliency,
 )
 from rewinterp_utils.envs.atari import SCORE_BOXES
-from rewinterp_utils.reward_models import AtariRewardCNN
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -54,10 +52,6 @@ class RegionLinear(nn.Module):
         return (x.to(self.w.dtype) * self.w).sum(dim=(1, 2, 3))
 
 
-def rel_diff(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / np.abs(b).max())
-
-
 def stacks(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(n, 84, 84, 4), dtype=np.uint8)
 
@@ -74,23 +68,7 @@ def test_mask_grid():
     assert occlusion_masks() is masks  # cached
 
 
-@pytest.mark.parametrize("n", [1, 2])
-def test_batched_occlusion_equals_loop_small_cnn(n):
-    torch.manual_seed(0)
-    model, obs = SmallCNN(), stacks(n)
-    batched = occlusion_saliency(model, obs, chunk_size=100)
-    loop = occlusion_saliency_loop(model, obs)
-    assert batched.shape == loop.shape == (n, 17, 17)
-    assert rel_diff(batched, loop) <= 1e-4
-    assert occlusion_saliency(model, obs[0]).shape == (17, 17)
-
-
-def test_batched_occlusion_equals_loop_atari_cnn():
-    torch.manual_seed(0)
-    model, obs = AtariRewardCNN(), stacks(1, seed=1)
-    assert rel_diff(occlusion_saliency(model, obs), occlusion_saliency_loop(model, obs)) <= 1e-4
-
-
+# batched, chunked and loop occlusion against a plain per-position loop: tests/test_oracles.py
 def test_occlusion_of_region_model():
     """A linear model on the top-left 10x10 corner: exact scores, ~0 far from the corner."""
     model, obs = RegionLinear(), stacks(1)[0]

@@ -15,6 +15,7 @@ from rewinterp_utils.pipeline.book import (
     mark_page,
     plain_glue_reprs,
     ran_with_line,
+    reformat_sources,
     repository_url,
 )
 
@@ -33,6 +34,38 @@ def test_numpy_reprs_in_glue_outputs_are_rewritten(tmp_path):
     outs = nbformat.read(path, as_version=4).cells[0].outputs
     assert outs[0].data["application/papermill.record/text/plain"] == "0.25"
     assert outs[1].data["text/plain"] == "np.float64(0.25)"  # only glue records are touched
+
+
+def test_reformat_sources_shows_the_committed_layout_only_for_the_same_program(tmp_path):
+    """Executed and committed notebooks with one cell per case; the source each must show, worked out by hand."""
+    cases = {  # id: (source that ran, committed source, the source the book must show)
+        "layout": ("x = f(1,2)\ny=[1,\n 2]", "x = f(1, 2)\ny = [1, 2]", "committed"),
+        "comment": ("x = 1", "# set x\nx = 1  # one", "committed"),
+        "docstring": ('def f():\n    """Old words."""\n    return 1', 'def f():\n    """New words."""\n    return 1',
+                      "committed"),
+        "docstring-added": ("class A:\n    pass", 'class A:\n    """An A."""', "committed"),
+        "changed": ("x = f(1, 2)", "x = f(1, 3)", "ran"),
+        "string-changed": ('print("old")', 'print("new")', "ran"),
+        "renamed": ("x = 1", "y = 1", "ran"),
+        "syntax": ("x = (1,", "x = (1,)", "ran"),
+        "only-ran": ("z = 3", None, "ran"),
+    }
+    ran = [nbformat.v4.new_markdown_cell("x = f(1,2)", id="md")]
+    committed = [nbformat.v4.new_markdown_cell("x = f(1, 2)", id="md")]
+    for cid, (old, new, _) in cases.items():
+        out = nbformat.v4.new_output("stream", text=f"output of {cid}")
+        ran.append(nbformat.v4.new_code_cell(old, id=cid, outputs=[out], execution_count=1))
+        if new is not None:
+            committed.append(nbformat.v4.new_code_cell(new, id=cid))
+    path, source = tmp_path / "executed.ipynb", tmp_path / "committed.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=ran), path)
+    nbformat.write(nbformat.v4.new_notebook(cells=committed[::-1]), source)  # matched by id, not position
+    reformat_sources(path, source)
+    cells = nbformat.read(path, as_version=4).cells
+    assert cells[0].source == "x = f(1,2)", "markdown cells are left alone"
+    for cell, (cid, (old, new, shown)) in zip(cells[1:], cases.items()):
+        assert cell.id == cid and cell.source == (new if shown == "committed" else old), cid
+        assert cell.outputs[0].text == f"output of {cid}" and cell.execution_count == 1, "outputs are kept"
 
 
 def test_repository_url_is_written_once():

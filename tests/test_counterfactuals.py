@@ -56,10 +56,14 @@ def test_bad_reward_callables_are_valueerrors(bad, match):
         counterfactual_scores(true_reward, max_placements=0)
 
 
-def test_split_episodes_against_a_plain_loop():
+@pytest.mark.parametrize("tails", [False, True])
+def test_split_episodes_against_a_plain_loop(tails):
     rng = np.random.default_rng(0)
-    n_envs, steps = 3, 40
+    n_envs, steps = 4, 40
     done = rng.random(n_envs * steps) < 0.15
+    done[n_envs * (steps - 1)] = True  # environment 0's last step ends an episode: it has no unfinished tail
+    done[1::n_envs] = False  # environment 1 never finishes an episode: all of it is a tail
+    done[n_envs * (steps - 1) + 2] = False  # environment 2 ends with a tail
     data = {"done": done, "reward": np.arange(n_envs * steps, dtype=float),
             "s": np.zeros((n_envs * steps, 2, 2)), "s_next": np.zeros((n_envs * steps, 2, 2))}
     expected = []
@@ -71,7 +75,9 @@ def test_split_episodes_against_a_plain_loop():
             if done[i]:
                 expected.append(current)
                 current = []
-    got = [e["reward"].tolist() for e in split_episodes(data, n_envs)]
+        if tails and current:
+            expected.append(current)
+    got = [e["reward"].tolist() for e in split_episodes(data, n_envs, tails=tails)]
     assert sorted(map(tuple, got)) == sorted(map(tuple, expected))
     with pytest.raises(ValueError, match="n_envs"):
         split_episodes(data, 7)

@@ -13,7 +13,7 @@ from scipy.ndimage import gaussian_filter
 from stable_baselines3.common.atari_wrappers import MaxAndSkipEnv
 from stable_baselines3.common.env_util import make_vec_env
 
-from rewinterp_utils.attribution import occlusion_saliency, upsample_saliency
+from rewinterp_utils.attribution import occlusion_saliency, occlusion_saliency_loop, upsample_saliency
 from rewinterp_utils.data import collect_balanced
 from rewinterp_utils.envs.atari import SCORE_BOXES, evaluate_atari, make_atari_venv
 from rewinterp_utils.reward_models import AtariRewardCNN
@@ -157,6 +157,7 @@ def occlusion_reference(model: torch.nn.Module, obs: np.ndarray) -> np.ndarray:
     return out
 
 
+@pytest.mark.usefixtures("one_torch_thread")  # 578 single-sample passes: threads only contend
 def test_occlusion_equals_a_plain_per_position_loop():
     torch.manual_seed(0)
     model = AtariRewardCNN().double().eval()  # float64: the comparison is about the method, not rounding
@@ -164,9 +165,13 @@ def test_occlusion_equals_a_plain_per_position_loop():
     obs = rng.integers(0, 256, size=(2, 84, 84, 4), dtype=np.uint8)
     obs[..., 1] = 0  # frames that differ a lot: blurring across frames would show
     expected = occlusion_reference(model, obs)
-    got = occlusion_saliency(model, obs)
-    assert got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9 * expected.max())
+    # all 289 masks in one pass, in chunks of 100 (the last one short), and the library's own per-position
+    # reference (the "occlusion_loop" method; one observation: it is slow)
+    for got, want in ((occlusion_saliency(model, obs), expected),
+                      (occlusion_saliency(model, obs, chunk_size=100), expected),
+                      (occlusion_saliency_loop(model, obs[:1]), expected[:1])):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9 * expected.max())
 
 
 # -------------------------------------------------------------------------------------------- upsampling

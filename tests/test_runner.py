@@ -22,7 +22,7 @@ import pytest
 
 from conftest import run_notebook
 from rewinterp_utils.pipeline import runner
-from rewinterp_utils.pipeline.artifacts import cell_dir, executed_path, is_done
+from rewinterp_utils.pipeline.artifacts import StoredCell, cell_dir, executed_path, is_done
 from rewinterp_utils.pipeline.book import build_book
 from rewinterp_utils.pipeline.scheduler import CONNECT_DEADLINE_S
 from rewinterp_utils.pipeline.stages import STAGES, get_stage
@@ -59,11 +59,12 @@ def started_keys(stage_dir: Path) -> set[str]:
 
 
 # ------------------------------------------------------------------------------------------ kill -9 and Ctrl-C
-def test_kill_9_then_ctrl_c_then_resume(tmp_path, monkeypatch):
+def test_kill_9_then_ctrl_c_then_resume_gives_the_same_metrics(smoke, tmp_path, monkeypatch):
     """One artifact folder through what users do: ``kill -9`` of the runner alone (its workers and kernels must
     end by themselves, and every cell folder in place must hold its executed notebook), then Ctrl-C while the
     retraining cells run (exit 130 within 10 s, no new cell started, nothing left running), then the same command
-    again, which finishes the chapter without redoing any finished cell."""
+    again, which finishes the chapter without redoing any finished cell. The chapter so made, from scratch in
+    another folder, has every metric of the session's smoke build (same seeds, same numbers)."""
     root = tmp_path / "artifacts"
     monkeypatch.setenv("REWINTERP_ARTIFACTS", str(root))
     args = [*RUN, "--chapter", "gridworld", "--jobs", "2"]
@@ -116,6 +117,16 @@ def test_kill_9_then_ctrl_c_then_resume(tmp_path, monkeypatch):
         if stage.chapter in ("gridworld", "book"):
             assert all(is_done(c) for c in stage.cells("smoke")), stage.name
     assert not list((root / "smoke").glob("*/.*")), "no temporaries of the interrupted runs are left"
+
+    # same seeds, same metrics: every key the gridworld's own cells wrote (the preferences part shares the
+    # "maze." namespace; not run here), NaN equal to NaN (a standard deviation over one seed)
+    first = smoke[1]
+    again = json.loads((root / "smoke" / "summary.json").read_text())
+    keys = {f"{c.namespace}.{k}" for s in STAGES.values() if s.chapter == "gridworld"
+            for c in s.cells("smoke") for k in StoredCell(c).metrics}
+    assert len(keys) > 50 and keys <= set(first) and keys <= set(again)
+    differ = sorted(k for k in keys if json.dumps(first[k]) != json.dumps(again[k]))
+    assert not differ, differ
 
 
 # ------------------------------------------------------------------------------------------ scheduler addresses

@@ -39,7 +39,6 @@ def test_saliency_matches_finite_differences_float64(seed):
     assert isinstance(sal, tuple) and len(sal) == 2
     for a in sal:
         assert a.shape == (batch, 11, 11) and a.dtype == torch.float64
-        assert (a >= 0).all()
         assert not a.requires_grad
     fd = finite_difference_saliency(model, s, s_next)
     for a, f in zip(sal, fd):

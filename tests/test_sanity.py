@@ -231,6 +231,47 @@ def test_data_randomisation_compare():
     assert set(out) == {"rank_corr", "ssim"} and out["rank_corr"] < 0.1
 
 
+def test_data_randomisation_verdict_per_method_by_hand():
+    """Three stand-in methods on one 1 x 7 map per model. "blind" ignores the model (identical maps: rank corr.
+    1, fails); "ranks" gives the trained model [1 .. 7] and the shuffled one |[-4 3 -2 1 -7 6 5]|: rank
+    differences (-3, -1, 1, 3, -2, 0, 2), Spearman 1 - 6 * 28 / (7 * 48) = 0.5 exactly (the rank sd is 2);
+    "flipped" reverses the ranks (Spearman -1, passes)."""
+    from rewinterp_utils.sanity import data_randomisation
+
+    trained, shuffled = nn.Linear(1, 1), nn.Linear(1, 1)
+    maps = {"ranks": {trained: [1, 2, 3, 4, 5, 6, 7], shuffled: [-4, 3, -2, 1, -7, 6, 5]},
+            "flipped": {trained: [1, 2, 3, 4, 5, 6, 7], shuffled: [7, 6, 5, 4, 3, 2, 1]}}
+    calls = []
+
+    def method(name):
+        def fn(model, inputs):
+            calls.append((name, model, inputs))
+            if name == "blind":
+                return np.array([[[0.5, 1.0, 0.0, 2.0, 0.25, 3.0, 0.75]]])
+            return np.array([[maps[name][model]]], dtype=float)
+        return fn
+
+    methods = {k: method(k) for k in ("blind", "ranks", "flipped")}
+    table, metrics = data_randomisation(trained, shuffled, methods, "batch", threshold=0.6)
+    assert list(table.index) == ["blind", "ranks", "flipped"]
+    assert {(name, model is trained) for name, model, _ in calls} == {(k, t) for k in methods for t in (True, False)}
+    assert {inputs for *_, inputs in calls} == {"batch"}
+    assert table.loc["blind", "rank_corr"] == pytest.approx(1.0) and table.loc["blind", "ssim"] == pytest.approx(1.0)
+    assert table.loc["ranks", "rank_corr"] == 0.5
+    assert table.loc["flipped", "rank_corr"] == pytest.approx(-1.0)
+    assert list(table["verdict"]) == ["fails", "passes", "passes"]  # below 0.6 passes
+    at_half = data_randomisation(trained, shuffled, methods, "batch", threshold=0.5)[0]
+    assert at_half["verdict"].tolist() == ["fails", "fails", "passes"]  # 0.5 is not below 0.5
+    assert set(metrics) == {f"{k}.{m}" for k in methods for m in ("rank_corr", "ssim", "verdict")}
+    for k in methods:
+        assert metrics[f"{k}.rank_corr"] == table.loc[k, "rank_corr"]
+        assert metrics[f"{k}.ssim"] == table.loc[k, "ssim"]
+        assert metrics[f"{k}.verdict"] == table.loc[k, "verdict"]
+    for bad in (0, 1):
+        with pytest.raises(ValueError, match=r"\(0, 1\)"):
+            data_randomisation(trained, shuffled, methods, "batch", threshold=bad)
+
+
 # ------------------------------------------------------------------------------------------------ verdict
 def test_gradient_passes_and_edge_fails_on_trained_maze_model(trained_maze):
     model, inputs = trained_maze
