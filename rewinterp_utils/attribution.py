@@ -70,9 +70,11 @@ def _check_obs(obs: np.ndarray | torch.Tensor, model: nn.Module) -> tuple[np.nda
 
 
 def _param(model: nn.Module) -> tuple[torch.dtype, torch.device]:
-    """Float dtype and device of the model's parameters (float32 on the CPU for a parameter-free model)."""
+    """Float dtype and device of the model's parameters (float32 on torch's default device for a parameter-free
+    model)."""
     p = next(model.parameters(), None)
-    return (p.dtype, p.device) if p is not None and p.is_floating_point() else (torch.float32, torch.device("cpu"))
+    return (p.dtype, p.device) if p is not None and p.is_floating_point() else (torch.float32,
+                                                                                torch.get_default_device())
 
 
 def gradient_saliency(model: nn.Module, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -111,11 +113,12 @@ def _masks(size: int, stride: int, sigma: float, device: torch.device, dtype: to
 
 
 def occlusion_masks(size: int = 84, stride: int = STRIDE, sigma: float = MASK_SIGMA,
-                    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                    device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """All masks, ``(K, K, size, size)`` with ``K = len(mask_centres(size, stride))``: ``[a, b]`` is centred
     at ``(stride * a, stride * b)``. Built once per ``(size, stride, sigma, device, dtype)`` and cached:
-    treat the returned tensor as read-only."""
-    return _masks(int(size), int(stride), float(sigma), torch.device(device), dtype)
+    treat the returned tensor as read-only. ``device``: torch's default device unless given."""
+    device = torch.device(device) if device is not None else torch.get_default_device()
+    return _masks(int(size), int(stride), float(sigma), device, dtype)
 
 
 def blur_frames(obs: np.ndarray, sigma: float = BLUR_SIGMA) -> np.ndarray:
