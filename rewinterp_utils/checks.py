@@ -34,9 +34,6 @@ from rewinterp_utils.envs.maze import ACTIONS, AGENT, FREE, GOAL, WALL, draw, em
 from rewinterp_utils.reward_models import RewardModel, as_reward_model
 
 Inputs = tuple[np.ndarray, ...]
-Reward = RewardModel | Callable[..., Any]
-"""A reward model, or a plain function of the batch's arrays: ``fn(s, s_next)`` for a pair, ``fn(s_next)`` for
-one array (wrapped by :func:`~rewinterp_utils.reward_models.as_reward_model`)."""
 KINDS: tuple[str, ...] = ("invariant", "increases", "decreases")
 """The kinds a :class:`Check` may have."""
 FAR = 4
@@ -96,8 +93,11 @@ class Check:
             raise ValueError(f"check {self.name!r}: the input arrays differ in length ({lengths})")
         return xs
 
-    def run(self, reward: Reward, inputs: Any) -> CheckResult:
-        """Edit ``inputs``, evaluate the reward model on the changed inputs before and after, and judge."""
+    def run(self, reward: RewardModel | Callable[..., Any], inputs: Any) -> CheckResult:
+        """Edit ``inputs``, evaluate the reward model on the changed inputs before and after, and judge.
+
+        ``reward``: a reward model, or a plain function of the batch's arrays, ``fn(s, s_next)`` for a pair and
+        ``fn(s_next)`` for one array (wrapped by :func:`~rewinterp_utils.reward_models.as_reward_model`)."""
         xs = self.validate(inputs)
         model = reward if isinstance(reward, RewardModel) else as_reward_model(reward, ("s", "s_next")[-len(xs):])
         edited = tuple(np.asarray(x) for x in self.edit(xs))
@@ -122,7 +122,7 @@ class Check:
         return CheckResult(self.name, self.kind, effect, mean_abs, self.tolerance, bool(passed), n)
 
 
-def run_checks(checks: Sequence[Check], reward: Reward, inputs: Any) -> pd.DataFrame:
+def run_checks(checks: Sequence[Check], reward: RewardModel | Callable[..., Any], inputs: Any) -> pd.DataFrame:
     """Run every check on the same inputs: one row per check with columns name, kind, effect,
     mean_abs_change, tolerance, passed, n, description."""
     rows = [{**vars(c.run(reward, inputs)), "description": c.description} for c in checks]
@@ -130,7 +130,8 @@ def run_checks(checks: Sequence[Check], reward: Reward, inputs: Any) -> pd.DataF
                                        "description"])
 
 
-def run_checks_on(checks: Sequence[Check], models: Mapping[str, Reward], inputs: Any) -> pd.DataFrame:
+def run_checks_on(checks: Sequence[Check], models: Mapping[str, RewardModel | Callable[..., Any]],
+                  inputs: Any) -> pd.DataFrame:
     """:func:`run_checks` for every named model on the same inputs, stacked with a ``model`` column first."""
     if not models:
         raise ValueError("run_checks_on needs at least one model")
@@ -144,7 +145,7 @@ def check_slug(name: str) -> str:
     return name.replace(" ", "_").replace("'", "")
 
 
-def assert_checks(checks: Sequence[Check], reward: Reward, inputs: Any) -> pd.DataFrame:
+def assert_checks(checks: Sequence[Check], reward: RewardModel | Callable[..., Any], inputs: Any) -> pd.DataFrame:
     """Pytest helper: :func:`run_checks`, raising ``AssertionError`` that lists every failed check with its
     measured effect; returns the table when all pass."""
     table = run_checks(checks, reward, inputs)

@@ -199,6 +199,7 @@ class Normalised(RewardModel):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Normalised:
+        """The wrapped model rebuilt from its kind and config, with ``shift`` and ``scale``."""
         inner = config["model"]
         return cls(build_model(inner["kind"], inner["config"]), config["shift"], config["scale"])
 
