@@ -76,6 +76,17 @@ def test_predict_runs_in_eval_mode_without_gradients_and_restores_the_mode(train
     assert model.training is training
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_predict_runs_on_the_models_device():
+    torch.manual_seed(0)
+    model = rm.MazeRewardMLP(hidden=16)
+    s, s_next = grids(300, 1), grids(300, 2)
+    on_cpu = model.predict(s, s_next)
+    model.to("cuda")
+    assert model.device.type == "cuda"
+    np.testing.assert_allclose(model.predict(s, s_next, batch_size=128), on_cpu, rtol=1e-5, atol=1e-5)
+
+
 def test_predict_restores_the_mode_when_the_model_fails():
     class Broken(Probe):
         def forward(self, s_next):
