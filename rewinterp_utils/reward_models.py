@@ -274,7 +274,8 @@ def load_model(path: Path, device: torch.device | str | None = None) -> RewardMo
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = f"keys {', '.join(map(str, payload))}" if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{path} has no reward-model header (expected a dict with format {FORMAT!r}, kind, "
-                         f"config and state_dict, found {found}); save it with save_model")
+                         f"config and state_dict, found {found}); a model saved before headers: delete its "
+                         "stage folder and rerun the stage, or re-save it with save_model")
     kind, config = payload.get("kind"), payload.get("config")
     if kind not in KINDS:
         raise ValueError(f"{path}: unknown reward-model kind {kind!r}; known kinds: {', '.join(KINDS)}")
