@@ -4,8 +4,10 @@ Integrated Gradients on Atari R(s'), and the score-box tests of the book's Atari
 :func:`gradient_saliency` works on any model and any number of inputs (Figure 1 of the paper).
 
 Every method takes observations as SB3's Atari wrappers give them: ``(N, 84, 84, 4)`` (or one ``(84, 84, 4)``)
-channels-last stacks, pixels 0..255 (uint8 or float), and a model mapping such a batch to rewards ``(N,)``
-(e.g. :class:`~rewinterp_utils.reward_models.AtariRewardCNN`). Outputs keep the batch axis iff the input has it.
+channels-last stacks, pixels 0..255 (uint8 or float), and a reward model of s' mapping such a batch to rewards
+``(N,)`` (a :class:`~rewinterp_utils.reward_models.RewardModel`, e.g.
+:class:`~rewinterp_utils.reward_models.AtariRewardCNN`; occlusion runs it by its ``predict``). Outputs keep the
+batch axis iff the input has it.
 
 Methods (:func:`attribute` dispatches on ``method``; every one gives a per-pixel ``(N, 84, 84)`` map):
 
@@ -41,18 +43,21 @@ from scipy.ndimage import gaussian_filter
 from torch import nn
 
 from rewinterp_utils.envs.atari import SCREEN_SHAPE, score_box
+from rewinterp_utils.reward_models import RewardModel
 
 METHODS: tuple[str, ...] = ("occlusion", "occlusion_loop", "gradient", "integrated_gradients")
 """The ``method`` names :func:`attribute` accepts."""
 OBS_SHAPE: tuple[int, int, int] = (84, 84, 4)
-"""Default ``(height, width, n_stack)`` of one observation; a model's ``obs_shape`` attribute overrides it."""
+"""Default ``(height, width, n_stack)`` of one observation; a reward model's ``input_shapes`` override it."""
 STRIDE, MASK_SIGMA, BLUR_SIGMA = 5, 5.0, 3.0
 """Greydanus et al.'s occlusion grid stride, mask sigma and blur sigma (pixels of the 84 x 84 frame)."""
 
 
 # ----------------------------------------------------------------------------------------------- helpers
 def _obs_shape(model: nn.Module) -> tuple[int, int, int]:
-    return tuple(getattr(model, "obs_shape", OBS_SHAPE))  # type: ignore[return-value]
+    if isinstance(model, RewardModel) and model.input_shapes is not None:
+        return tuple(model.input_shapes[0])  # type: ignore[return-value]
+    return OBS_SHAPE
 
 
 def _check_obs(obs: np.ndarray | torch.Tensor, model: nn.Module) -> tuple[np.ndarray, bool]:
@@ -70,9 +75,11 @@ def _check_obs(obs: np.ndarray | torch.Tensor, model: nn.Module) -> tuple[np.nda
 
 
 def _param(model: nn.Module) -> tuple[torch.dtype, torch.device]:
-    """Float dtype and device of the model's parameters (float32 on the CPU for a parameter-free model)."""
+    """Float dtype and device of the model's parameters (float32 on torch's default device for a parameter-free
+    model)."""
     p = next(model.parameters(), None)
-    return (p.dtype, p.device) if p is not None and p.is_floating_point() else (torch.float32, torch.device("cpu"))
+    return (p.dtype, p.device) if p is not None and p.is_floating_point() else (torch.float32,
+                                                                                torch.get_default_device())
 
 
 def gradient_saliency(model: nn.Module, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -111,11 +118,12 @@ def _masks(size: int, stride: int, sigma: float, device: torch.device, dtype: to
 
 
 def occlusion_masks(size: int = 84, stride: int = STRIDE, sigma: float = MASK_SIGMA,
-                    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                    device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """All masks, ``(K, K, size, size)`` with ``K = len(mask_centres(size, stride))``: ``[a, b]`` is centred
     at ``(stride * a, stride * b)``. Built once per ``(size, stride, sigma, device, dtype)`` and cached:
-    treat the returned tensor as read-only."""
-    return _masks(int(size), int(stride), float(sigma), torch.device(device), dtype)
+    treat the returned tensor as read-only. ``device``: torch's default device unless given."""
+    device = torch.device(device) if device is not None else torch.get_default_device()
+    return _masks(int(size), int(stride), float(sigma), device, dtype)
 
 
 def blur_frames(obs: np.ndarray, sigma: float = BLUR_SIGMA) -> np.ndarray:
@@ -133,7 +141,7 @@ def _buffer(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) ->
 
 
 @torch.no_grad()
-def occlusion_saliency(model: nn.Module, obs: np.ndarray | torch.Tensor, stride: int = STRIDE,
+def occlusion_saliency(model: RewardModel, obs: np.ndarray | torch.Tensor, stride: int = STRIDE,
                        sigma: float = MASK_SIGMA, blur_sigma: float = BLUR_SIGMA,
                        chunk_size: int | None = None) -> np.ndarray:
     """Greydanus occlusion scores ``0.5 * (R(I) - R(I'))^2`` on the mask grid, batched: ``(N, 17, 17)``
@@ -142,11 +150,10 @@ def occlusion_saliency(model: nn.Module, obs: np.ndarray | torch.Tensor, stride:
     Per observation the blur is computed once and the perturbed inputs ``I + M * (A - I)`` of all masks are
     formed by broadcasting (cached masks) and run through the model ``chunk_size`` at a time (default: all
     289 in one pass). They are built channels-first (broadcasting over the last axis is ~3x slower) and
-    handed to the model as a channels-last view, so a model that permutes back to channels-first (as
-    ``AtariRewardCNN`` does) gets contiguous memory. The model is put in eval mode.
+    handed to the model's ``predict`` as a channels-last view, so a model that permutes back to channels-first
+    (as ``AtariRewardCNN`` does) gets contiguous memory.
     """
     obs, single = _check_obs(obs, model)
-    model.eval()
     dtype, device = _param(model)
     size = obs.shape[1]
     masks = occlusion_masks(size, stride, sigma, device, dtype)
@@ -160,27 +167,26 @@ def occlusion_saliency(model: nn.Module, obs: np.ndarray | torch.Tensor, stride:
     scores = np.empty((len(obs), k * k))
     buffer = _buffer((min(chunk, k * k), *images.shape[1:]), dtype, device)
     for n, (image, diff) in enumerate(zip(images, diffs)):
-        r0 = model(image[None].permute(0, 2, 3, 1)).double()
+        r0 = model.predict(image[None].permute(0, 2, 3, 1)).astype(np.float64)
         for start in range(0, k * k, chunk):
             m = masks[start:start + chunk]
             perturbed = torch.addcmul(image, m, diff, out=buffer[: len(m)])  # I + M (A - I): (chunk, C, H, W)
-            r = model(perturbed.permute(0, 2, 3, 1)).double()
-            scores[n, start:start + chunk] = (0.5 * (r0 - r) ** 2).cpu().numpy()
+            r = model.predict(perturbed.permute(0, 2, 3, 1), batch_size=len(m)).astype(np.float64)
+            scores[n, start:start + chunk] = 0.5 * (r0 - r) ** 2
     return _squeeze(scores.reshape(len(obs), k, k), single)
 
 
 @torch.no_grad()
-def occlusion_saliency_loop(model: nn.Module, obs: np.ndarray | torch.Tensor, stride: int = STRIDE,
+def occlusion_saliency_loop(model: RewardModel, obs: np.ndarray | torch.Tensor, stride: int = STRIDE,
                             sigma: float = MASK_SIGMA, blur_sigma: float = BLUR_SIGMA) -> np.ndarray:
     """Reference for :func:`occlusion_saliency`, written as Greydanus et al.'s code: for every centre, build
     the mask, ``I' = I * (1 - M) + A(I) * M`` (blur recomputed, in float64 numpy) and run one single-sample
     forward pass. Same output; slow (289 forward passes per observation)."""
     obs, single = _check_obs(obs, model)
-    model.eval()
     dtype, device = _param(model)
 
     def reward(x: np.ndarray) -> float:
-        return float(model(torch.as_tensor(x[None], dtype=dtype, device=device)))
+        return float(model.predict(torch.as_tensor(x[None], dtype=dtype, device=device))[0])
 
     centres = mask_centres(obs.shape[1], stride)
     scores = np.empty((len(obs), len(centres), len(centres)))

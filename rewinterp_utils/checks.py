@@ -27,16 +27,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from rewinterp_utils.attribution import score_edit
 from rewinterp_utils.envs.atari import score_box
 from rewinterp_utils.envs.maze import ACTIONS, AGENT, FREE, GOAL, WALL, draw, empty_layout
+from rewinterp_utils.reward_models import RewardModel, as_reward_model
 
 Inputs = tuple[np.ndarray, ...]
-RewardFn = Callable[..., np.ndarray]
-"""``reward_fn(*inputs) -> (n,)`` rewards, e.g. ``reward_fn(s, s_next)`` or ``reward_fn(obs)``."""
 KINDS: tuple[str, ...] = ("invariant", "increases", "decreases")
 """The kinds a :class:`Check` may have."""
 FAR = 4
@@ -96,10 +93,13 @@ class Check:
             raise ValueError(f"check {self.name!r}: the input arrays differ in length ({lengths})")
         return xs
 
-    def run(self, reward_fn: RewardFn | nn.Module, inputs: Any) -> CheckResult:
-        """Edit ``inputs``, evaluate ``reward_fn`` on the changed inputs before and after, and judge."""
-        reward_fn = as_reward_fn(reward_fn) if isinstance(reward_fn, nn.Module) else reward_fn
+    def run(self, reward: RewardModel | Callable[..., Any], inputs: Any) -> CheckResult:
+        """Edit ``inputs``, evaluate the reward model on the changed inputs before and after, and judge.
+
+        ``reward``: a reward model, or a plain function of the batch's arrays, ``fn(s, s_next)`` for a pair and
+        ``fn(s_next)`` for one array (wrapped by :func:`~rewinterp_utils.reward_models.as_reward_model`)."""
         xs = self.validate(inputs)
+        model = reward if isinstance(reward, RewardModel) else as_reward_model(reward, ("s", "s_next")[-len(xs):])
         edited = tuple(np.asarray(x) for x in self.edit(xs))
         if len(edited) != len(xs) or any(e.shape != x.shape for e, x in zip(edited, xs)):
             raise ValueError(f"the edit of check {self.name!r} changed the shapes of the inputs")
@@ -109,8 +109,8 @@ class Check:
         n = int(changed.sum())
         if n == 0:
             return CheckResult(self.name, self.kind, float("nan"), float("nan"), self.tolerance, False, 0)
-        r0 = _rewards(reward_fn, tuple(x[changed] for x in xs), n)
-        r1 = _rewards(reward_fn, tuple(e[changed] for e in edited), n)
+        r0 = model.predict(*(x[changed] for x in xs)).astype(np.float64)
+        r1 = model.predict(*(e[changed] for e in edited)).astype(np.float64)
         d = r1 - r0
         effect, mean_abs = float(d.mean()), float(np.abs(d).mean())
         if self.kind == "invariant":
@@ -122,39 +122,16 @@ class Check:
         return CheckResult(self.name, self.kind, effect, mean_abs, self.tolerance, bool(passed), n)
 
 
-def _rewards(reward_fn: RewardFn, xs: Inputs, n: int) -> np.ndarray:
-    r = np.asarray(reward_fn(*xs), dtype=np.float64)
-    if r.shape != (n,):
-        raise ValueError(f"reward_fn must return one reward per input, shape ({n},), got {r.shape}")
-    return r
-
-
-def as_reward_fn(model: nn.Module, batch_size: int = 1024) -> RewardFn:
-    """``reward_fn(*inputs) -> (n,)`` float64 numpy rewards of a torch model: eval mode, no gradients, inputs as
-    float32 tensors on the model's device, ``batch_size`` inputs per forward pass."""
-    p = next(model.parameters(), None)
-    device = p.device if p is not None else torch.device("cpu")
-
-    def reward_fn(*inputs: np.ndarray) -> np.ndarray:
-        model.eval()
-        ts = [torch.as_tensor(np.asarray(x), dtype=torch.float32, device=device) for x in inputs]
-        n = len(ts[0])
-        with torch.no_grad():
-            out = [model(*(t[i:i + batch_size] for t in ts)).reshape(-1) for i in range(0, n, batch_size)]
-        return torch.cat(out).double().cpu().numpy() if out else np.zeros(0)
-
-    return reward_fn
-
-
-def run_checks(checks: Sequence[Check], reward_fn: RewardFn | nn.Module, inputs: Any) -> pd.DataFrame:
+def run_checks(checks: Sequence[Check], reward: RewardModel | Callable[..., Any], inputs: Any) -> pd.DataFrame:
     """Run every check on the same inputs: one row per check with columns name, kind, effect,
     mean_abs_change, tolerance, passed, n, description."""
-    rows = [{**vars(c.run(reward_fn, inputs)), "description": c.description} for c in checks]
+    rows = [{**vars(c.run(reward, inputs)), "description": c.description} for c in checks]
     return pd.DataFrame(rows, columns=["name", "kind", "effect", "mean_abs_change", "tolerance", "passed", "n",
                                        "description"])
 
 
-def run_checks_on(checks: Sequence[Check], models: Mapping[str, RewardFn | nn.Module], inputs: Any) -> pd.DataFrame:
+def run_checks_on(checks: Sequence[Check], models: Mapping[str, RewardModel | Callable[..., Any]],
+                  inputs: Any) -> pd.DataFrame:
     """:func:`run_checks` for every named model on the same inputs, stacked with a ``model`` column first."""
     if not models:
         raise ValueError("run_checks_on needs at least one model")
@@ -168,10 +145,10 @@ def check_slug(name: str) -> str:
     return name.replace(" ", "_").replace("'", "")
 
 
-def assert_checks(checks: Sequence[Check], reward_fn: RewardFn | nn.Module, inputs: Any) -> pd.DataFrame:
+def assert_checks(checks: Sequence[Check], reward: RewardModel | Callable[..., Any], inputs: Any) -> pd.DataFrame:
     """Pytest helper: :func:`run_checks`, raising ``AssertionError`` that lists every failed check with its
     measured effect; returns the table when all pass."""
-    table = run_checks(checks, reward_fn, inputs)
+    table = run_checks(checks, reward, inputs)
     failed = table[~table["passed"]]
     if len(failed):
         lines = [f"- {r.name!r} ({r.kind}, tolerance {r.tolerance:g}): effect {r.effect:+.4g}, mean |change| "
@@ -351,7 +328,7 @@ def atari_checks(game: str, tolerance: float = 0.05) -> list[Check]:
 
 
 __all__ = [
-    "ATARI_SHAPE", "FAR", "KINDS", "MAZE_SHAPE", "Check", "CheckResult", "add_far_goal", "as_reward_fn",
+    "ATARI_SHAPE", "FAR", "KINDS", "MAZE_SHAPE", "Check", "CheckResult", "add_far_goal",
     "assert_checks", "atari_checks", "erase_far_goal_both", "erase_far_goal_next", "maze_check_inputs",
     "maze_checks", "run_checks", "step_onto_goal",
 ]

@@ -3,7 +3,8 @@
 A *placement* puts the agent and the goals by hand in s and in s': ``((agent, goals) in s, (agent, goals) in s')``
 on the empty 10x10 maze. A :class:`Family` lists every placement of one kind (e.g. "the agent steps onto one of
 two goals") with its true reward and the canonical example the book draws. :func:`counterfactual_scores` runs a
-reward model, or any callable ``R(s, s_next) -> (n,)`` on ``(n, 11, 11)`` grids, on every family::
+reward model (:class:`~rewinterp_utils.reward_models.RewardModel`), or any function ``R(s, s_next) -> (n,)`` on
+``(n, 11, 11)`` grids, on every family::
 
     scores = counterfactual_scores(my_reward_model)          # a DataFrame, one row per family
     scores.loc["two_goals", "R mean"]
@@ -12,17 +13,15 @@ reward model, or any callable ``R(s, s_next) -> (n,)`` on ``(n, 11, 11)`` grids,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-import torch
 
-from rewinterp_utils.envs.maze import ACTIONS, CORNERS, draw, empty_layout
+from rewinterp_utils.envs.maze import ACTIONS, CORNERS, Square, draw, empty_layout
+from rewinterp_utils.reward_models import RewardModel, as_reward_model
 
-Cell = tuple[int, int]
-Placement = tuple[tuple[Cell, list[Cell]], tuple[Cell, list[Cell]]]
-RewardCallable = Callable[[np.ndarray, np.ndarray], np.ndarray]
+Placement = tuple[tuple[Square, list[Square]], tuple[Square, list[Square]]]
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ class Family:
     placements: tuple[Placement, ...]  #: every placement of the agent
 
 
-def _free(layout: np.ndarray) -> list[Cell]:
+def _free(layout: np.ndarray) -> list[Square]:
     return [tuple(map(int, c)) for c in np.argwhere(layout == 0)]
 
 
@@ -48,7 +47,7 @@ def families(layout: np.ndarray | None = None) -> dict[str, Family]:
     free_set = set(free)
     checker = [c for c in free if (c[0] + c[1]) % 2 == 0]
 
-    def neighbours(cell: Cell) -> list[Cell]:
+    def neighbours(cell: Square) -> list[Square]:
         """The free cells one step away from ``cell``."""
         return [(cell[0] + dr, cell[1] + dc) for dr, dc in ACTIONS.values() if (cell[0] + dr, cell[1] + dc) in free_set]
 
@@ -80,38 +79,31 @@ def draw_placements(placements: list[Placement] | tuple[Placement, ...],
     return s, s_next
 
 
-def reward_of(reward: RewardCallable | torch.nn.Module, s: np.ndarray, s_next: np.ndarray) -> np.ndarray:
-    """``reward(s, s_next)`` as a float numpy array of shape ``(n,)``; a torch module is run without gradients.
-    ``ValueError`` if the callable returns another shape or a value that is not finite."""
-    if isinstance(reward, torch.nn.Module):
-        from rewinterp_utils.reward_models import predict
-
-        out = predict(reward, s, s_next)
-    else:
-        out = reward(s, s_next)
-        out = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
-    out = np.asarray(out, dtype=np.float64)
-    if out.shape != (len(s),):
-        raise ValueError(f"reward callable must return shape ({len(s)},) for {len(s)} transitions, got {out.shape}")
+def _rewards(model: RewardModel, s: np.ndarray, s_next: np.ndarray) -> np.ndarray:
+    """The model's rewards as float64; ``ValueError`` if one is NaN or infinite."""
+    out = model.predict(s, s_next).astype(np.float64)
     if not np.isfinite(out).all():
-        raise ValueError("reward callable returned NaN or infinite rewards")
+        raise ValueError("the reward model returned NaN or infinite rewards")
     return out
 
 
-def counterfactual_scores(reward: RewardCallable | torch.nn.Module, max_placements: int = 81, seed: int = 0,
+def counterfactual_scores(reward: RewardModel | Callable[..., Any], max_placements: int = 81, seed: int = 0,
                           layout: np.ndarray | None = None) -> pd.DataFrame:
     """Per family: true reward, the reward of the canonical example, mean and standard deviation over up to
-    ``max_placements`` placements (drawn at random with ``seed`` when there are more) and their number."""
+    ``max_placements`` placements (drawn at random with ``seed`` when there are more) and their number.
+    ``reward``: a reward model of ``(s, s')`` or a function of the grids (see
+    :func:`~rewinterp_utils.reward_models.as_reward_model`)."""
     if max_placements < 1:
         raise ValueError(f"max_placements must be >= 1, got {max_placements}")
+    model = as_reward_model(reward, ("s", "s_next"))
     rng = np.random.default_rng(seed)
     rows = []
     for name, fam in families(layout).items():
         placements = fam.placements
         if len(placements) > max_placements:
             placements = [placements[i] for i in sorted(rng.choice(len(placements), max_placements, replace=False))]
-        values = reward_of(reward, *draw_placements(placements, layout))
-        canonical = float(reward_of(reward, *draw_placements([fam.canonical], layout))[0])
+        values = _rewards(model, *draw_placements(placements, layout))
+        canonical = float(_rewards(model, *draw_placements([fam.canonical], layout))[0])
         rows.append({"counterfactual": name, "true reward": fam.true_reward, "R (canonical)": canonical,
                      "R mean": values.mean(), "R std": values.std(), "placements": len(values)})
     return pd.DataFrame(rows).set_index("counterfactual")

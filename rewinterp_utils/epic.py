@@ -47,8 +47,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from rewinterp_utils.envs.maze import (
     ACTIONS,
@@ -61,9 +59,7 @@ from rewinterp_utils.envs.maze import (
     empty_layout,
     walled_layout,
 )
-
-RewardLike = np.ndarray | Callable[[np.ndarray, np.ndarray], Any] | nn.Module
-"""A reward: one value per transition ``(N,)``, or a function ``R(s, s_next) -> (N,)`` (numpy or torch)."""
+from rewinterp_utils.reward_models import RewardModel, as_reward_model
 
 GOAL_LAYOUTS: dict[str, tuple[tuple[tuple[int, int], ...], ...]] = {
     "coinflip": ((CORNERS[0],), (CORNERS[1],)),
@@ -72,7 +68,6 @@ GOAL_LAYOUTS: dict[str, tuple[tuple[tuple[int, int], ...], ...]] = {
 }
 """Goal layouts a transition set enumerates: each layout is the tuple of goal cells present in one episode."""
 _MODE_LAYOUTS = {"CoinFlipGoal": "coinflip", "TwoGoals": "twogoals", "FixedGoal": "fixed"}
-_EVAL_CHUNK = 4096
 
 
 # ------------------------------------------------------------------------------------------ transitions
@@ -291,34 +286,19 @@ def spearman(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None = None) ->
 
 
 # --------------------------------------------------------------------------------------------- EPIC
-def evaluate_reward(reward: RewardLike, transitions: dict, name: str = "reward") -> np.ndarray:
-    """``reward`` on every transition as a float64 ``(N,)`` array.
-
-    Arrays are taken as given. Callables get ``(s, s_next)``: a ``torch.nn.Module`` gets float32 tensors (in
-    chunks, without gradients, in eval mode, its training flag restored after), anything else the uint8 numpy
-    grids; numpy or torch outputs are accepted. ``ValueError`` naming ``name`` for a wrong shape or NaN/inf.
-    """
+def _rewards(reward: np.ndarray | RewardModel | Callable[..., Any], transitions: dict, name: str) -> np.ndarray:
+    """``reward`` on every transition as a float64 ``(N,)`` array: values (an array) as given, a reward model (or a plain
+    function of ``(s, s_next)``, :func:`~rewinterp_utils.reward_models.as_reward_model`) run by its
+    ``predict`` on the transitions' grids. ``ValueError`` naming ``name`` for a wrong shape or NaN/inf."""
     n = _n_transitions(transitions)
-    if isinstance(reward, nn.Module):
-        was_training = reward.training
-        reward.eval()
-        try:
-            with torch.no_grad():
-                s = torch.as_tensor(transitions["s"], dtype=torch.float32)
-                s_next = torch.as_tensor(transitions["s_next"], dtype=torch.float32)
-                parts = [reward(s[i:i + _EVAL_CHUNK], s_next[i:i + _EVAL_CHUNK]) for i in range(0, n, _EVAL_CHUNK)]
-        finally:
-            reward.train(was_training)
-        if not all(isinstance(p, torch.Tensor) and p.ndim == 1 for p in parts):
-            raise ValueError(f"{name} must return one reward per transition, shape (batch,), got "
-                             f"{[tuple(getattr(p, 'shape', ())) for p in parts]}")
-        out: Any = torch.cat(parts)
-    elif callable(reward):
-        out = reward(transitions["s"], transitions["s_next"])
-    else:
+    if not callable(reward):
         out = reward
-    if isinstance(out, torch.Tensor):
-        out = out.detach().cpu().numpy()
+    else:
+        try:
+            model = as_reward_model(reward)
+            out = model.predict(**{k: transitions[k] for k in model.inputs})
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
     out = np.asarray(out, dtype=np.float64)
     if out.shape != (n,):
         raise ValueError(f"{name} must give one reward per transition, shape ({n},), got {out.shape}")
@@ -386,11 +366,12 @@ def _check_reaches_terminal(trans: np.ndarray) -> None:
                          "state to reach a terminal state through covered transitions")
 
 
-def epic_distance(reward_a: RewardLike, reward_b: RewardLike, transitions: dict,
+def epic_distance(reward_a: np.ndarray | RewardModel | Callable[..., Any],
+                  reward_b: np.ndarray | RewardModel | Callable[..., Any], transitions: dict,
                   coverage: str | np.ndarray = "uniform", gamma: float = 0.97) -> float:
     """EPIC distance in [0, 1]: the Pearson distance of the canonicalised rewards, weighted by ``coverage``.
 
-    ``reward_a``/``reward_b``: ``(N,)`` arrays or callables ``R(s, s_next)`` (see :func:`evaluate_reward`).
+    ``reward_a``/``reward_b``: ``(N,)`` arrays, reward models, or functions ``R(s, s_next)`` of the grids.
     ``coverage``: ``"uniform"`` over the transitions or non-negative weights ``(N,)`` with a positive sum.
     ``gamma`` in (0, 1]. 0 exactly when ``R_b = k * R_a + gamma * Phi(s') - Phi(s)`` (``k > 0``, ``Phi = 0`` at
     terminal states) on the covered transitions; 1 for ``R_b = -R_a``. ``ValueError`` if a canonicalised reward
@@ -400,7 +381,7 @@ def epic_distance(reward_a: RewardLike, reward_b: RewardLike, transitions: dict,
     w = coverage_weights(coverage, transitions)
     canon = []
     for name, reward in (("reward_a", reward_a), ("reward_b", reward_b)):
-        r = evaluate_reward(reward, transitions, name)
+        r = _rewards(reward, transitions, name)
         c = canonicalize(r, transitions, w, gamma)
         centred = c - np.dot(w, c)
         if np.sqrt(np.dot(w, centred ** 2)) <= 1e-9 * (1.0 + np.abs(r).max()):

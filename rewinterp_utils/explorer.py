@@ -26,10 +26,11 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from rewinterp_utils.envs.maze import COLOURS, FREE, Cell, draw, empty_layout
+from rewinterp_utils.envs.maze import COLOURS, FREE, Square, draw, empty_layout
 from rewinterp_utils.plotting import BOOK_WIDTH, show_grid, show_map
 from rewinterp_utils.attribution import gradient_saliency
 from rewinterp_utils.frontend import widget_or_static
+from rewinterp_utils.reward_models import RewardModel
 
 GridName = Literal["s", "s_next"]
 Mode = Literal["agent", "goal", "erase"]
@@ -48,7 +49,7 @@ class RewardExplorer:
     """Edit a transition (s, s') of the maze by clicking and watch R(s, s') and its gradient saliency.
 
     Args:
-        model: a reward model ``model(s, s_next) -> (batch,)`` on ``(batch, H, W)`` grids, e.g.
+        model: a reward model of ``(s, s')`` on ``(batch, H, W)`` grids, e.g.
             :class:`~rewinterp_utils.reward_models.MazeRewardMLP`. It is put in eval mode.
         layout: the maze layout (FREE/WALL cells); the empty 11x11 maze by default.
         agent_s, agent_next: the agent's cell in s and in s'.
@@ -60,13 +61,15 @@ class RewardExplorer:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: RewardModel,
         layout: np.ndarray | None = None,
-        agent_s: Cell = (9, 8),
-        agent_next: Cell = (9, 9),
-        goals_s: Sequence[Cell] = ((9, 9),),
-        goals_next: Sequence[Cell] = ((9, 9),),
+        agent_s: Square = (9, 8),
+        agent_next: Square = (9, 9),
+        goals_s: Sequence[Square] = ((9, 9),),
+        goals_next: Sequence[Square] = ((9, 9),),
     ) -> None:
+        if not isinstance(model, RewardModel) or model.inputs != ("s", "s_next"):
+            raise ValueError(f"model must be a RewardModel reading (s, s_next), got {type(model).__name__}")
         self.model = model.eval()
         self.layout = (empty_layout() if layout is None else np.asarray(layout, dtype=np.uint8)).copy()
         height, width = self.layout.shape
@@ -76,8 +79,8 @@ class RewardExplorer:
             "agent": {"s": self._check_cell(agent_s), "s_next": self._check_cell(agent_next)},
             "goals": {"s": self._unique(goals_s), "s_next": self._unique(goals_next)},
         }
-        self._agent: dict[str, Cell] = {}
-        self._goals: dict[str, list[Cell]] = {}
+        self._agent: dict[str, Square] = {}
+        self._goals: dict[str, list[Square]] = {}
         self._set_default_state()
         self._widget: widgets.VBox | None = None
 
@@ -98,17 +101,14 @@ class RewardExplorer:
 
     def reward(self) -> float:
         """R(s, s') of the current state, computed in eval mode without gradients."""
-        self.model.eval()
-        s, s_next = self._tensors()
-        with torch.no_grad():
-            return float(self.model(s, s_next)[0])
+        return float(self.model.predict(self.s[None], self.s_next[None])[0])
 
     def saliency(self) -> tuple[np.ndarray, np.ndarray]:
         """(|dR/ds|, |dR/ds'|) of the current state, each of the layout's shape."""
         sal_s, sal_next = gradient_saliency(self.model, *self._tensors())
         return sal_s[0].cpu().numpy(), sal_next[0].cpu().numpy()
 
-    def place(self, grid: GridName, cell: Cell, mode: Mode) -> None:
+    def place(self, grid: GridName, cell: Square, mode: Mode) -> None:
         """Apply one edit, exactly as a click on a cell button does, and refresh the display.
 
         ``"agent"`` moves the agent of ``grid`` to ``cell``; ``"goal"`` toggles a goal on ``cell``;
@@ -186,7 +186,7 @@ class RewardExplorer:
         self.reset_button = widgets.Button(description="reset", layout=widgets.Layout(width="70px"))
         self.copy_button.on_click(lambda _: self.copy_goals())
         self.reset_button.on_click(lambda _: self.reset())
-        self.buttons: dict[str, dict[Cell, widgets.Button]] = {}
+        self.buttons: dict[str, dict[Square, widgets.Button]] = {}
         boxes = []
         for name, label in (("s", "s"), ("s_next", "s'")):
             self.buttons[name] = {}
@@ -216,7 +216,7 @@ class RewardExplorer:
             self.output,
         ])
 
-    def _click_handler(self, grid: str, cell: Cell):
+    def _click_handler(self, grid: str, cell: Square):
         def handler(_: widgets.Button) -> None:
             self.place(grid, cell, self.mode_selector.value)
         return handler
@@ -247,8 +247,8 @@ class RewardExplorer:
         self._goals = {name: list(goals) for name, goals in self._default["goals"].items()}
 
     def _tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        dtype = torch.get_default_dtype()
-        return (torch.as_tensor(self.s[None], dtype=dtype), torch.as_tensor(self.s_next[None], dtype=dtype))
+        dtype, device = torch.get_default_dtype(), self.model.device
+        return tuple(torch.as_tensor(g[None], dtype=dtype, device=device) for g in (self.s, self.s_next))
 
     @staticmethod
     def _check_grid(grid: str) -> str:
@@ -256,7 +256,7 @@ class RewardExplorer:
             raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
         return grid
 
-    def _check_cell(self, cell: Cell) -> Cell:
+    def _check_cell(self, cell: Square) -> Square:
         try:
             r, c = (int(v) for v in cell)
         except (TypeError, ValueError):
@@ -265,8 +265,8 @@ class RewardExplorer:
             raise ValueError(f"cell {(r, c)} is not a free interior cell of the maze")
         return (r, c)
 
-    def _unique(self, cells: Iterable[Cell]) -> list[Cell]:
-        out: list[Cell] = []
+    def _unique(self, cells: Iterable[Square]) -> list[Square]:
+        out: list[Square] = []
         for cell in cells:
             cell = self._check_cell(cell)
             if cell not in out:

@@ -18,6 +18,7 @@ from scipy.special import expit
 from torch import nn
 
 from rewinterp_utils.envs.maze import MAX_EPISODE_STEPS
+from rewinterp_utils.reward_models import Normalised, RewardModel
 
 SEGMENT_KEYS: tuple[str, ...] = ("s_a", "s_next_a", "s_b", "s_next_b")
 """The grid arrays of a batch of segment pairs, each ``(n_pairs, segment_len, H, W)``."""
@@ -117,7 +118,7 @@ def bradley_terry_loss(model: nn.Module, batch: Mapping[str, np.ndarray | torch.
     return nn.functional.binary_cross_entropy_with_logits(logits, labels)
 
 
-def train_preference_model(model: nn.Module, pairs: Mapping[str, np.ndarray], labels: np.ndarray,
+def train_preference_model(model: RewardModel, pairs: Mapping[str, np.ndarray], labels: np.ndarray,
                            epochs: int = 10, batch_size: int = 32, learning_rate: float = 1e-3,
                            seed: int = 0) -> list[float]:
     """Fit ``model`` to preference ``labels`` with Adam; the mean Bradley-Terry loss of each epoch.
@@ -131,9 +132,10 @@ def train_preference_model(model: nn.Module, pairs: Mapping[str, np.ndarray], la
             raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
     if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
         raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
-    data = {k: _as_float(pairs[k]) for k in SEGMENT_KEYS}
+    device = model.device
+    data = {k: _as_float(pairs[k]).to(device) for k in SEGMENT_KEYS}
     n = len(data["s_a"])
-    y = _as_float(np.asarray(labels, dtype=np.float64))
+    y = _as_float(np.asarray(labels, dtype=np.float64)).to(device)
     if y.shape != (n,) or not bool(((y >= 0) & (y <= 1)).all()):
         raise ValueError(f"labels must be an array of shape ({n},) with values in [0, 1]")
     gen = torch.Generator().manual_seed(int(seed))
@@ -157,29 +159,14 @@ def train_preference_model(model: nn.Module, pairs: Mapping[str, np.ndarray], la
     return losses
 
 
-class Normalised(nn.Module):
-    """``(model(s, s') + shift) * scale``: a reward model with its shift and scale fixed; same signature."""
-
-    def __init__(self, model: nn.Module, shift: float, scale: float) -> None:
-        super().__init__()
-        self.model = model
-        self.uses_state = getattr(model, "uses_state", True)
-        self.register_buffer("shift", torch.tensor(float(shift)))
-        self.register_buffer("scale", torch.tensor(float(scale)))
-
-    def forward(self, s: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
-        """Normalised reward, shape ``(batch,)``."""
-        return (self.model(s, s_next) + self.shift) * self.scale
-
-
-def normalise_rewards(model: nn.Module, s: np.ndarray, s_next: np.ndarray, reward: np.ndarray,
+def normalise_rewards(model: RewardModel, s: np.ndarray, s_next: np.ndarray, reward: np.ndarray,
                       ) -> tuple[float, float, Normalised]:
     """Shift and scale that map the model's mean reward on non-goal transitions to 0 and on goal ones to 1.
 
     ``s``, ``s_next`` ``(N, H, W)`` a reference batch (e.g. :func:`~rewinterp_utils.epic.maze_transitions`) and
     ``reward`` its true rewards; goal transitions are those with ``reward > 0``. With ``mu0``/``mu1`` the
     model's means on non-goal/goal transitions: ``shift = -mu0``, ``scale = 1 / (mu1 - mu0)``, and
-    ``(R + shift) * scale`` is the normalised reward. The scale keeps its sign: negative means the model ranks
+    ``(R + shift) * scale`` is the normalised reward (:class:`~rewinterp_utils.reward_models.Normalised`). The scale keeps its sign: negative means the model ranks
     goal transitions below the others on average. Returns ``(shift, scale, Normalised(model, shift, scale))``.
 
     The shift matters to :func:`~rewinterp_utils.epic.epic_distance` on the episodic maze transitions (a
@@ -193,11 +180,7 @@ def normalise_rewards(model: nn.Module, s: np.ndarray, s_next: np.ndarray, rewar
     goal = reward > 0
     if goal.all() or not goal.any():
         raise ValueError("reward must mark at least one goal (reward > 0) and one non-goal transition")
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        pred = model(_as_float(s), _as_float(s_next)).double().cpu().numpy()
-    model.train(was_training)
+    pred = model.predict(s, s_next).astype(np.float64)
     mu0, mu1 = float(pred[~goal].mean()), float(pred[goal].mean())
     if mu1 == mu0:
         raise ValueError("the model's mean reward is the same on goal and non-goal transitions; no scale fixes it")

@@ -38,6 +38,7 @@ from torch import nn
 
 from rewinterp_utils import attribution
 from rewinterp_utils.claims import fmt_spread
+from rewinterp_utils.reward_models import RewardModel
 
 AttributeFn = Callable[[nn.Module, Any], np.ndarray]
 """``attribute_fn(model, inputs) -> maps``: an array with one map per input along its first axis."""
@@ -306,8 +307,11 @@ def _sobel(x: np.ndarray) -> np.ndarray:
     return np.hypot(dx, dy)
 
 
-def _maze_inputs(model: nn.Module, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
-    shape = tuple(getattr(model, "grid_shape", (11, 11)))
+def _maze_inputs(model: RewardModel, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(model, RewardModel) or model.inputs != ("s", "s_next") or model.input_shapes is None:
+        raise ValueError(f"maze attributions need a RewardModel reading (s, s_next) of known shapes, got "
+                         f"{type(model).__name__}")
+    shape = tuple(model.input_shapes[0])
     if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
         raise ValueError("maze inputs must be a tuple (s, s_next) of two arrays")
     s, s_next = (np.asarray(x) for x in inputs)

@@ -22,14 +22,13 @@ from typing import Mapping
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
 from rewinterp_utils.attribution import occlusion_saliency
 from rewinterp_utils.envs.atari import SCORES
 from rewinterp_utils.frontend import widget_or_static
 from rewinterp_utils.plotting import BOOK_WIDTH, overlay_saliency
-from rewinterp_utils.reward_models import predict
+from rewinterp_utils.reward_models import RewardModel
 
 MODEL_COLOURS = {"shown": "C0", "hidden": "C3"}
 
@@ -47,7 +46,7 @@ class AtariScrubber:
     """
 
     def __init__(self, game: str, steps: np.ndarray, screens: Mapping[str, np.ndarray], obs: Mapping[str, np.ndarray],
-                 models: Mapping[str, torch.nn.Module], reward: np.ndarray) -> None:
+                 models: Mapping[str, RewardModel], reward: np.ndarray) -> None:
         self.game, self.steps, self.reward = game, np.asarray(steps), np.asarray(reward, dtype=float)
         n = len(self.steps)
         for name, arrays in (("screens", screens), ("obs", obs), ("models", models)):
@@ -60,7 +59,7 @@ class AtariScrubber:
         if self.reward.shape != (n,):
             raise ValueError(f"reward must have shape ({n},), got {self.reward.shape}")
         self.screens, self.obs, self.models = dict(screens), dict(obs), dict(models)
-        self.pred = {(m, s): predict(models[m], obs[s]) for m in SCORES for s in SCORES}
+        self.pred = {(m, s): models[m].predict(obs[s]) for m in SCORES for s in SCORES}
         self._maps: dict[tuple[str, str, int], np.ndarray] = {}
         self.figure: Figure | None = None
         self._widget: widgets.VBox | None = None

@@ -22,13 +22,16 @@ from rewinterp_utils.attribution import (
     upsample_saliency,
 )
 from rewinterp_utils.envs.atari import SCORE_BOXES
+from rewinterp_utils.reward_models import RewardModel
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(RewardModel):
     """A small random CNN on channels-last (N, 84, 84, 4) stacks; ``act`` = Tanh makes it smooth."""
+
+    inputs = ("s_next",)
 
     def __init__(self, act: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()
@@ -39,8 +42,10 @@ class SmallCNN(nn.Module):
         return self.net(x.permute(0, 3, 1, 2).to(self.net[0].weight.dtype) / 255.0).squeeze(-1)
 
 
-class RegionLinear(nn.Module):
+class RegionLinear(RewardModel):
     """R(I) = sum of w * I over rows/cols [0, 10) of every frame, 0 elsewhere (float64)."""
+
+    inputs = ("s_next",)
 
     def __init__(self) -> None:
         super().__init__()

@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from rewinterp_utils.checks import (
     KINDS,
     Check,
-    as_reward_fn,
     assert_checks,
     atari_checks,
     maze_check_inputs,
@@ -19,6 +17,7 @@ from rewinterp_utils.checks import (
 )
 from rewinterp_utils.envs.atari import score_box
 from rewinterp_utils.envs.maze import AGENT, GOAL, WALL
+from rewinterp_utils.reward_models import RewardModel
 
 AGENT_F, GOAL_F = float(AGENT), float(GOAL)
 MAZE_NAMES = ["far goal vanishes", "stepping onto the goal raises R", "far goal erased from s and s'",
@@ -33,21 +32,21 @@ def maze_inputs():
     return maze_check_inputs(150, np.random.default_rng(0))
 
 
-class TrueMazeReward(nn.Module):
+class TrueMazeReward(RewardModel):
     """The true reward: 1 if the agent's cell in s' was a goal cell in s."""
 
     def forward(self, s: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
         return ((s_next == AGENT_F) & (s == GOAL_F)).flatten(1).any(dim=1).float()
 
 
-class NoGoalVisible(nn.Module):
+class NoGoalVisible(RewardModel):
     """The paper's learned rule: pays 1 when no goal is visible in s'."""
 
     def forward(self, s: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
         return 1.0 - (s_next == GOAL_F).flatten(1).any(dim=1).float()
 
 
-class GoalDisappeared(nn.Module):
+class GoalDisappeared(RewardModel):
     """Pays 1 when fewer goals are visible in s' than in s."""
 
     def forward(self, s: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
@@ -55,15 +54,19 @@ class GoalDisappeared(nn.Module):
         return (count(s_next) < count(s)).float()
 
 
-class Constant(nn.Module):
+class Constant(RewardModel):
     """Ignores its input."""
+
+    inputs = ("s", "s_next")
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return torch.full((len(inputs[0]),), 0.3)
 
 
-class BoxReader(nn.Module):
+class BoxReader(RewardModel):
     """Reads only the score box of the last frame: its pixel sum, in units of 10 full-white pixels."""
+
+    inputs = ("s_next",)
 
     def __init__(self, game: str) -> None:
         super().__init__()
@@ -73,8 +76,10 @@ class BoxReader(nn.Module):
         return obs[:, self.rows, self.cols, -1].flatten(1).sum(dim=1) / 2550.0
 
 
-class BoxBlind(nn.Module):
+class BoxBlind(RewardModel):
     """A fixed random linear read-out of all four frames with the score box (all frames) zeroed."""
+
+    inputs = ("s_next",)
 
     def __init__(self, game: str) -> None:
         super().__init__()
@@ -255,26 +260,10 @@ def test_unknown_kind():
 
 def test_reward_fn_shape_and_edit_shape_are_checked():
     x = (np.zeros((4, 3)),)
-    with pytest.raises(ValueError, match=r"one reward per input, shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"one reward per sample, shape \(4,\)"):
         shift(1.0).run(lambda x: x, x)
     with pytest.raises(ValueError, match="changed the shapes"):
         Check("crop", lambda xs: (xs[0][:, :2],), "invariant", 0.1).run(lambda x: x.sum(axis=1), x)
-
-
-def test_as_reward_fn_no_grad_float32_eval():
-    seen = {}
-
-    class Probe(nn.Module):
-        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-            seen.update(dtype=(a.dtype, b.dtype), grad=torch.is_grad_enabled(), training=self.training)
-            return a.flatten(1).sum(dim=1) - b.flatten(1).sum(dim=1)
-
-    model = Probe().train()
-    fn = as_reward_fn(model, batch_size=3)
-    a, b = np.ones((7, 2, 2), np.uint8), np.zeros((7, 2, 2), np.uint8)
-    out = fn(a, b)
-    assert out.shape == (7,) and out.dtype == np.float64 and (out == 4.0).all()
-    assert seen == {"dtype": (torch.float32, torch.float32), "grad": False, "training": False}
 
 
 def test_run_checks_on_stacks_models_and_unit_check_claim_counts_them():

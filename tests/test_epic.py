@@ -15,7 +15,7 @@ from torch import nn
 import rewinterp_utils  # noqa: F401  (registers the maze ids)
 from rewinterp_utils import epic
 from rewinterp_utils.envs.maze import AGENT, COINFLIP, GOAL, TWOGOALS, WALL, draw, empty_layout
-from rewinterp_utils.reward_models import MazeRewardMLP
+from rewinterp_utils.reward_models import MazeRewardMLP, RewardModel, as_reward_model
 
 GAMMA = 0.97
 N, S, W, E = 0, 1, 2, 3
@@ -253,7 +253,7 @@ def test_shaping_through_callables_and_torch(tr):
     def shaped_torch(s, s_next):
         return torch.as_tensor(3.0 * true_reward(s, s_next) + GAMMA * phi(s_next) - phi(s))
 
-    np.testing.assert_array_equal(epic.evaluate_reward(true_reward, tr), tr["reward"])
+    np.testing.assert_array_equal(as_reward_model(true_reward).predict(tr["s"], tr["s_next"]), tr["reward"])
     assert epic.epic_distance(true_reward, shaped_torch, tr) < 1e-6
     assert epic.epic_distance(tr["reward"], shaped_torch, tr, full_support_coverage(tr, rng)) < 1e-6
 
@@ -301,15 +301,15 @@ def test_opposite_reward_is_at_distance_one(tr):
     assert epic.epic_distance(r, -2 * r, tr) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_torch_module_is_evaluated_without_grad_and_keeps_its_mode(tr):
+def test_reward_model_gives_the_distance_of_its_outputs_and_keeps_its_mode(tr):
     torch.manual_seed(0)
     model = MazeRewardMLP(hidden=16).train()
-    r = epic.evaluate_reward(model, tr)
     with torch.no_grad():
         expected = model(torch.as_tensor(tr["s"], dtype=torch.float32),
-                         torch.as_tensor(tr["s_next"], dtype=torch.float32)).numpy()
-    np.testing.assert_allclose(r, expected, rtol=1e-6)
+                         torch.as_tensor(tr["s_next"], dtype=torch.float32)).double().numpy()
+    d = epic.epic_distance(tr["reward"], model, tr)
     assert model.training
+    assert d == pytest.approx(epic.epic_distance(tr["reward"], expected, tr), abs=1e-9)
     assert epic.epic_distance(model, model, tr) < 1e-6
 
 
@@ -360,7 +360,7 @@ def test_bad_rewards(tr):
     n = len(tr["reward"])
     good = tr["reward"]
     for bad, match in [
-        (lambda s, s_next: np.zeros(n - 1), r"reward_a must give one reward per transition, shape \(640,\)"),
+        (lambda s, s_next: np.zeros(n - 1), r"reward_a: .*one reward per sample, shape \(640,\), got \(639,\)"),
         (lambda s, s_next: np.zeros((n, 1)), "shape"),
         (lambda s, s_next: np.full(n, np.nan), "reward_a must give finite rewards"),
         (lambda s, s_next: torch.full((n,), float("inf")), "finite"),
@@ -371,12 +371,18 @@ def test_bad_rewards(tr):
     with pytest.raises(ValueError, match="reward_b"):
         epic.epic_distance(good, lambda s, s_next: np.zeros(2), tr)
 
-    class Wide(nn.Module):
+    class Wide(RewardModel):
         def forward(self, s, s_next):
             return torch.zeros(len(s), 2)
 
-    with pytest.raises(ValueError, match="reward_b must return one reward per transition"):
+    class Unlabelled(nn.Module):  # a torch module that does not say what it reads
+        def forward(self, s, s_next):
+            return torch.zeros(len(s))
+
+    with pytest.raises(ValueError, match=r"reward_b: Wide must return one reward per sample, shape \(640,\)"):
         epic.epic_distance(good, Wide(), tr)
+    with pytest.raises(ValueError, match="reward_b: Unlabelled is a torch module but not a RewardModel"):
+        epic.epic_distance(good, Unlabelled(), tr)
     # a reward that is pure episodic shaping is equivalent to no reward: the distance is undefined
     phi = random_potential(tr, np.random.default_rng(11))
     with pytest.raises(ValueError, match="reward_b is equivalent to a zero reward"):

@@ -190,12 +190,12 @@ def test_normalise_rewards():
     torch.manual_seed(0)
     model = MazeRewardMLP(hidden=16)
     shift, scale, normalised = pref.normalise_rewards(model, tr["s"], tr["s_next"], tr["reward"])
-    out = epic.evaluate_reward(normalised, tr)
+    out = normalised.predict(tr["s"], tr["s_next"]).astype(np.float64)
     goal = tr["reward"] > 0
     assert out[~goal].mean() == pytest.approx(0.0, abs=1e-5) and out[goal].mean() == pytest.approx(1.0, abs=1e-5)
-    raw = epic.evaluate_reward(model, tr)
+    raw = model.predict(tr["s"], tr["s_next"]).astype(np.float64)
     np.testing.assert_allclose(out, (raw + shift) * scale, rtol=1e-4, atol=1e-5)
-    assert normalised.uses_state
+    assert normalised.inputs == ("s", "s_next") and normalised.model is model
     # the scale: invisible to EPIC when positive, a flip otherwise; the shift is not (episodic: a living reward)
     expected = 0.0 if scale > 0 else 1.0
     assert epic.epic_distance(normalised, raw + shift, tr) == pytest.approx(expected, abs=1e-5)
@@ -228,7 +228,7 @@ def test_preference_model_is_closer_to_the_true_reward_than_untrained_models(epi
     assert losses[-1] < losses[0]
 
     def distances(m: nn.Module) -> tuple[float, float]:
-        out = epic.evaluate_reward(m, tr)
+        out = m.predict(tr["s"], tr["s_next"]).astype(np.float64)
         return epic.epic_distance(true, out, tr), epic.epic_distance(true, out - out.mean(), tr)
 
     trained_raw, trained_centred = distances(model)

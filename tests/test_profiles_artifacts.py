@@ -1,19 +1,16 @@
-"""Profiles, stages, artifacts (atomic publishing, verification), model and transition I/O."""
+"""Profiles, stages, artifacts (atomic publishing, verification), transition I/O."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import pickle
 import time
 
 import numpy as np
 import pytest
-import torch
 from stable_baselines3.common.env_util import make_vec_env
 
-import rewinterp_utils.reward_models as rm
 from rewinterp_utils.data import load_transitions, rollout_transitions, save_transitions
 from rewinterp_utils.envs.maze import AGENT, GOAL
 from rewinterp_utils.pipeline import artifacts as art
@@ -491,46 +488,6 @@ def test_figure3_cell_and_upstream_cells(root):
     assert len(json.loads((folder / "manifest.json").read_text())["upstream"]) == 8
     with pytest.raises(art.ArtifactError, match="missing"):
         open_("maze_figure3", n_seeds=3).upstream_cells("maze_retrain", n_seeds=3)
-
-
-# -- reward model I/O ----------------------------------------------------------------------------------
-def test_save_load_model_round_trip(tmp_path, monkeypatch):
-    torch.manual_seed(0)
-    a = rm.MazeRewardMLP()
-    torch.manual_seed(1)
-    b = rm.MazeRewardMLP().train()
-    path = tmp_path / "rm.pt"
-    rm.save_model(a, path)
-    calls = []
-    real_load = torch.load
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return real_load(*args, **kwargs)
-
-    monkeypatch.setattr(torch, "load", spy)
-    out = rm.load_model(b, path)
-    assert out is b and not b.training
-    assert calls and calls[0].get("weights_only") is True
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    x = torch.randint(0, 4, (3, 11, 11), dtype=torch.uint8)
-    assert torch.equal(a(x, x), b(x, x))
-    assert a.net[-1].bias is None
-
-
-class _Evil:
-    def __reduce__(self):
-        return (print, ("pwned",))
-
-
-def test_load_model_refuses_pickled_objects(tmp_path):
-    path = tmp_path / "evil.pt"
-    with open(path, "wb") as f:
-        pickle.dump({"x": _Evil()}, f, protocol=2)
-    with pytest.raises(pickle.UnpicklingError):
-        rm.load_model(rm.MazeRewardMLP(), path)
 
 
 # -- transition data -----------------------------------------------------------------------------------

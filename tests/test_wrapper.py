@@ -10,8 +10,8 @@ from stable_baselines3.common.env_util import make_vec_env
 
 import rewinterp_utils  # noqa: F401  (registers the ids)
 from rewinterp_utils.envs.maze import AGENT, GOAL
-from rewinterp_utils.reward_models import MazeRewardMLP
-from rewinterp_utils.wrappers import LearnedRewardVecEnv, next_observations, torch_reward_fn
+from rewinterp_utils.reward_models import MazeRewardMLP, RewardModel
+from rewinterp_utils.wrappers import LearnedRewardVecEnv, next_observations
 
 COINFLIP = "EmptyMaze-10x10-CoinFlipGoal-v3"
 TWOGOALS = "EmptyMaze-10x10-TwoGoals-v3"
@@ -103,44 +103,46 @@ def test_ppo_learns_identically_with_oracle_reward():
     assert any(not torch.equal(raw[k], shifted[k]) for k in raw)
 
 
-def test_torch_reward_fn_with_maze_mlp():
+def test_wrapper_feeds_a_maze_mlp_s_and_s_next_in_order():
     torch.manual_seed(0)
     model = MazeRewardMLP()
-    fn = torch_reward_fn(model)
-    venv = make_vec_env(COINFLIP, n_envs=3, seed=0)
+    venv = LearnedRewardVecEnv(make_vec_env(COINFLIP, n_envs=3, seed=0), model)
     obs = venv.reset()
-    nxt, _, _, _ = venv.step(np.array([0, 1, 2]))
-    out = fn(obs, nxt)
-    assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (3,)
-    with torch.no_grad():
-        expected = model(torch.as_tensor(obs).float(), torch.as_tensor(nxt).float()).numpy()
-    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-7)
-    assert not model.training
+    nxt, r, dones, infos = venv.step(np.array([0, 1, 2]))
+    s_next = next_observations(nxt, dones, infos)
+    assert isinstance(r, np.ndarray) and r.dtype == np.float32 and r.shape == (3,)
+    with torch.no_grad():  # oracle: one plain forward pass per environment
+        expected = [float(model(torch.as_tensor(obs[i:i + 1]).float(), torch.as_tensor(s_next[i:i + 1]).float()))
+                    for i in range(3)]
+        swapped = [float(model(torch.as_tensor(s_next[i:i + 1]).float(), torch.as_tensor(obs[i:i + 1]).float()))
+                   for i in range(3)]
+    np.testing.assert_allclose(r, expected, rtol=1e-6, atol=1e-7)
     # the reward of (s, s') is not that of (s', s): both inputs are used, in order
-    assert not np.allclose(fn(nxt, obs), out)
+    assert not np.allclose(r, swapped)
 
 
-def test_torch_reward_fn_state_free_model():
-    class NextOnly(torch.nn.Module):
-        uses_state = False
+def test_wrapper_feeds_a_next_state_model_only_s_next():
+    class NextOnly(RewardModel):
+        inputs = ("s_next",)
 
-        def forward(self, s_next):
-            return (s_next == GOAL).sum(dim=(1, 2)).double()
+        def forward(self, *xs):
+            (s_next,) = xs  # the agent's flat position in s'
+            return (s_next == AGENT).flatten(1).double().argmax(dim=1).double()
 
-    fn = torch_reward_fn(NextOnly())
-    s = np.zeros((2, 11, 11), np.uint8)
-    s2 = s.copy()
-    s2[0, 1, 1] = s2[0, 9, 9] = GOAL
-    out = fn(s, s2)
-    assert out.dtype == np.float32 and out.tolist() == [2.0, 0.0]
+    venv = LearnedRewardVecEnv(make_vec_env(COINFLIP, n_envs=4, seed=0), NextOnly())
+    obs = venv.reset()
+    nxt, r, dones, infos = venv.step(np.array([0, 1, 2, 3]))
+    s_next = next_observations(nxt, dones, infos)
+    where = lambda grids: [float(np.flatnonzero(g == AGENT)[0]) for g in grids]  # noqa: E731
+    assert r.dtype == np.float32 and r.tolist() == where(s_next) != where(obs)
 
 
 def test_wrapper_with_mlp_rewards_and_reset_required():
     torch.manual_seed(0)
-    venv = LearnedRewardVecEnv(make_vec_env(COINFLIP, n_envs=2, seed=0), torch_reward_fn(MazeRewardMLP()))
+    venv = LearnedRewardVecEnv(make_vec_env(COINFLIP, n_envs=2, seed=0), MazeRewardMLP())
     with pytest.raises(RuntimeError, match="reset"):
         venv.step(np.array([0, 0]))
-    venv2 = LearnedRewardVecEnv(make_vec_env(COINFLIP, n_envs=2, seed=0), torch_reward_fn(MazeRewardMLP()))
+    venv2 = LearnedRewardVecEnv(make_vec_env(COINFLIP, n_envs=2, seed=0), MazeRewardMLP())
     venv2.reset()
     _, r, d, infos = venv2.step(np.array([0, 1]))
     assert r.dtype == np.float32 and r.shape == (2,)

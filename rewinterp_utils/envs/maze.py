@@ -19,10 +19,11 @@ FREE, WALL, AGENT, GOAL = 0, 1, 2, 3
 ACTIONS: dict[int, tuple[int, int]] = {0: (-1, 0), 1: (1, 0), 2: (0, -1), 3: (0, 1)}
 """Action index -> (d_row, d_col): north, south, west, east."""
 
-Cell = tuple[int, int]
+Square = tuple[int, int]
+"""A square of the maze grid: ``(row, col)``."""
 GoalMode = Literal["FixedGoal", "CoinFlipGoal", "TwoGoals", "RandomGoal"]
 GOAL_MODES: tuple[str, ...] = ("FixedGoal", "CoinFlipGoal", "TwoGoals", "RandomGoal")
-CORNERS: tuple[Cell, Cell] = ((1, 1), (9, 9))
+CORNERS: tuple[Square, Square] = ((1, 1), (9, 9))
 """The two goal corners of the 10x10 mazes: top-left and bottom-right interior cells."""
 MAX_EPISODE_STEPS = 200
 COINFLIP = "EmptyMaze-10x10-CoinFlipGoal-v3"
@@ -67,7 +68,7 @@ def walled_layout() -> np.ndarray:
     return np.array([[int(ch) for ch in row] for row in rows], dtype=np.uint8)
 
 
-def draw(layout: np.ndarray, agent: Cell, goals: Iterable[Cell]) -> np.ndarray:
+def draw(layout: np.ndarray, agent: Square, goals: Iterable[Square]) -> np.ndarray:
     """The observation for ``agent`` and ``goals`` on ``layout``: goals first, then the agent over them."""
     grid = layout.copy()
     for g in goals:
@@ -106,16 +107,16 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
         self.render_mode = render_mode
         self.observation_space = spaces.Box(0, GOAL, shape=self.layout.shape, dtype=np.uint8)
         self.action_space = spaces.Discrete(len(ACTIONS))
-        self.free_cells: list[Cell] = [tuple(map(int, c)) for c in np.argwhere(self.layout == FREE)]
-        self.agent: Cell = self.free_cells[0]
-        self.goals: list[Cell] = []
+        self.free_cells: list[Square] = [tuple(map(int, c)) for c in np.argwhere(self.layout == FREE)]
+        self.agent: Square = self.free_cells[0]
+        self.goals: list[Square] = []
 
     # -- state -------------------------------------------------------------------------------------
     def observation(self) -> np.ndarray:
         """The current 11x11 grid."""
         return draw(self.layout, self.agent, self.goals)
 
-    def set_state(self, agent: Cell, goals: Sequence[Cell]) -> np.ndarray:
+    def set_state(self, agent: Square, goals: Sequence[Square]) -> np.ndarray:
         """Place the agent and any number of goals explicitly (for counterfactuals); returns the observation.
 
         Every cell must be a free cell of the layout; the agent may stand on a goal (it is then hidden).
@@ -128,7 +129,7 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
         self.goals = [(int(r), int(c)) for r, c in goals]
         return self.observation()
 
-    def _sample_goals(self) -> list[Cell]:
+    def _sample_goals(self) -> list[Square]:
         if self.goal_mode == "FixedGoal":
             return [CORNERS[1]]
         if self.goal_mode == "CoinFlipGoal":
