@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+
+from rewinterp_utils.device import torch_device
 from scipy.special import expit
 from torch import nn
 
@@ -132,7 +134,8 @@ def train_preference_model(model: RewardModel, pairs: Mapping[str, np.ndarray], 
             raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
     if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
         raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
-    device = model.device
+    device = torch_device()  # REWINTERP_DEVICE
+    model.to(device)
     data = {k: _as_float(pairs[k]).to(device) for k in SEGMENT_KEYS}
     n = len(data["s_a"])
     y = _as_float(np.asarray(labels, dtype=np.float64)).to(device)

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rewinterp_utils.device import torch_device
+
 INPUTS: tuple[tuple[str, ...], ...] = (("s", "s_next"), ("s_next",))
 """What a reward model may read: the transition ``(s, s')``, or the next state ``s'`` only."""
 FORMAT = "rewinterp.reward_model/1"
@@ -263,13 +265,13 @@ def save_model(model: RewardModel, path: Path) -> None:
 
 def load_model(path: Path, device: torch.device | str | None = None) -> RewardModel:
     """The reward model :func:`save_model` wrote to ``path``, rebuilt from its header, in eval mode, on
-    ``device`` (default: torch's default device); read safely (``weights_only=True``).
+    ``device`` (default: ``REWINTERP_DEVICE``, :mod:`~rewinterp_utils.device`); read safely (``weights_only=True``).
 
     ``ValueError`` naming the file for a file without the header, of an unknown kind, whose config does not
     build its kind, or whose weights do not fit the model the header describes.
     """
     path = Path(path)
-    device = torch.device(device) if device is not None else torch.get_default_device()
+    device = torch.device(device) if device is not None else torch_device()
     payload = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = f"keys {', '.join(map(str, payload))}" if isinstance(payload, dict) else type(payload).__name__
@@ -306,6 +308,9 @@ def fit_regression(model: nn.Module, inputs: tuple[torch.Tensor, ...], targets: 
     if any(len(x) != len(targets) for x in inputs):
         raise ValueError(f"inputs and targets must have the same length, got {[len(x) for x in inputs]} and "
                          f"{len(targets)}")
+    device = torch_device()  # REWINTERP_DEVICE; the sample order is drawn on the CPU, the same everywhere
+    model.to(device)
+    inputs, targets = tuple(x.to(device) for x in inputs), targets.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(seed)
     history = []
