@@ -84,7 +84,8 @@ class Tagged:
         rewards = (ids % 5 == 0).astype(np.float32)
         dones = ids % 11 == 3
         obs = np.stack([self._tag((84, 84, 4), self.t, i) for i in range(self.num_envs)])
-        return obs, rewards, dones, [{} for _ in ids]
+        # as an SB3 VecEnv: a finished episode's last observation in its info (here: the same tag)
+        return obs, rewards, dones, [{"terminal_observation": o} if d else {} for o, d in zip(obs, dones)]
 
     def get_attr(self, name: str) -> list[np.ndarray]:
         assert name == "last_raw_frame"
