@@ -48,7 +48,7 @@ def test_a_bad_device_writes_nothing(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="auto means CUDA on this machine")
-def test_cpu_and_auto_give_the_same_metrics_and_record_the_device(tmp_path):
+def test_cpu_and_auto_give_the_same_metrics_and_record_the_device(tmp_path, monkeypatch):
     """The maze dataset at smoke, run alone (it builds its PPO expert on demand), once per setting."""
     found = {}
     for choice in ("cpu", "auto"):
@@ -59,12 +59,9 @@ def test_cpu_and_auto_give_the_same_metrics_and_record_the_device(tmp_path):
                                "--execution-timeout", "600"], env=env, cwd=tmp_path, capture_output=True, text=True,
                               timeout=900)
         assert done.returncode == 0, done.stderr[-2000:]
-        os.environ["REWINTERP_ARTIFACTS"] = str(root)
-        try:
-            cells = [get_stage(s).cell("smoke") for s in ("maze_expert", "maze_dataset")]
-            found[choice] = [StoredCell(c).metrics for c in cells]
-            assert [json.loads((StoredCell(c).dir / "manifest.json").read_text())["device"] for c in cells] == \
-                ["cpu", "cpu"]
-        finally:
-            del os.environ["REWINTERP_ARTIFACTS"]
+        monkeypatch.setenv("REWINTERP_ARTIFACTS", str(root))  # restored after the test (the smoke build's)
+        cells = [get_stage(s).cell("smoke") for s in ("maze_expert", "maze_dataset")]
+        found[choice] = [StoredCell(c).metrics for c in cells]
+        assert [json.loads((StoredCell(c).dir / "manifest.json").read_text())["device"] for c in cells] == \
+            ["cpu", "cpu"]
     assert found["cpu"] == found["auto"] and found["cpu"][0]

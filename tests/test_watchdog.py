@@ -96,17 +96,14 @@ def test_an_ordinary_error_is_not_retried(tmp_path):
     assert counter.read_text() == "x"
 
 
-def test_batch_kernels_get_no_live_widgets(tmp_path):
+def test_batch_kernels_get_no_live_widgets(tmp_path, monkeypatch):
     """Under the watchdog's executor (as under the runner) a kernel sees batch mode; REWINTERP_WIDGETS wins."""
     code = "from rewinterp_utils.frontend import live_widgets\nprint(live_widgets())"
     nb = notebook(tmp_path, code)
     execute_watched(nb, tmp_path / "out.ipynb", Limits(cell_s=600))
     assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs[0]["text"] == "False\n"
-    os.environ["REWINTERP_WIDGETS"] = "live"
-    try:
-        execute_watched(nb, tmp_path / "out.ipynb", Limits(cell_s=600))
-    finally:
-        del os.environ["REWINTERP_WIDGETS"]
+    monkeypatch.setenv("REWINTERP_WIDGETS", "live")
+    execute_watched(nb, tmp_path / "out.ipynb", Limits(cell_s=600))
     assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs[0]["text"] == "True\n"
 
 
@@ -184,7 +181,7 @@ def planted_notebooks(tmp_path: Path, hang_always: str, hang_once_marker: Path) 
                            f"if hang:\n{body}")
 
 
-def test_a_run_with_a_hung_cell_finishes_the_others_and_exits_1_naming_it(smoke, tmp_path):
+def test_a_run_with_a_hung_cell_finishes_the_others_and_exits_1_naming_it(smoke, tmp_path, monkeypatch):
     """Gridworld at smoke, from the session's build with the retraining cells removed: every learned-reward cell
     never answers (code cell 4: after the install, parameters and injected-parameters cells) (failed after one retry, named with its code cell), the true-reward cell hangs once (retried,
     recorded in its manifest), every other retraining cell is made, Figure 3 (which reads them) is skipped."""
@@ -205,12 +202,9 @@ def test_a_run_with_a_hung_cell_finishes_the_others_and_exits_1_naming_it(smoke,
     assert "code cell 4 (`import pathlib`)" in done.stderr and "sent no reply" in done.stderr
     assert "maze_figure3: skipped: it reads maze_retrain, which did not complete" in done.stderr
     assert "results: skipped" in done.stderr, "the book's pages wait for a complete build"
-    os.environ["REWINTERP_ARTIFACTS"] = str(root)
-    try:
-        others = [c for c in cells if c not in hung]
-        assert others and all((cell_dir(c) / "manifest.json").is_file() for c in others), "the other cells went on"
-        retried = [json.loads((cell_dir(c) / "manifest.json").read_text()).get("watchdog") for c in others]
-        assert sum(bool(r) for r in retried) == 1, "exactly one cell hung once and was retried"
-        assert "the rerun with a fresh kernel succeeded" in done.stderr
-    finally:
-        os.environ["REWINTERP_ARTIFACTS"] = str(smoke[0])
+    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(root))
+    others = [c for c in cells if c not in hung]
+    assert others and all((cell_dir(c) / "manifest.json").is_file() for c in others), "the other cells went on"
+    retried = [json.loads((cell_dir(c) / "manifest.json").read_text()).get("watchdog") for c in others]
+    assert sum(bool(r) for r in retried) == 1, "exactly one cell hung once and was retried"
+    assert "the rerun with a fresh kernel succeeded" in done.stderr
