@@ -85,13 +85,15 @@ class StoredCell:
 
 
 @contextmanager
-def run_lock(profile: str) -> Iterator[None]:
-    """Hold ``<root>/<profile>/.runner.lock`` (``flock``: a dead holder's lock is free again) for the run; processes
-    started inside inherit it (:data:`LOCK_ENV`), so an on-demand build in a notebook of the run does not wait on it."""
+def run_lock(profile: str, nested: bool = False) -> Iterator[None]:
+    """Hold ``<root>/<profile>/.runner.lock`` (``flock``: a dead holder's lock is free again) for the run.
+
+    Processes started inside learn that it is held (:data:`LOCK_ENV`): with ``nested=True`` (an on-demand build in
+    a notebook that an on-demand build runs) such a process goes on under its parent's lock instead of waiting."""
     import fcntl
 
     folder = artifacts_root() / profile
-    if os.environ.get(LOCK_ENV) == str(folder):  # an on-demand build inside a run that holds it
+    if nested and os.environ.get(LOCK_ENV) == str(folder):  # an on-demand build inside one that holds it
         yield
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -375,7 +377,7 @@ def build_on_demand(cell: Cell) -> Path:
     spec = json.dumps({"stage": cell.stage.name, "profile": cell.profile, "params": dict(cell.params)})
     workdir = artifacts_root() / cell.profile / "work"
     workdir.mkdir(parents=True, exist_ok=True)
-    with run_lock(cell.profile), tqdm(total=round(estimate(cell.stage.name)), desc=cell.stage.name, file=sys.stdout,
+    with run_lock(cell.profile, nested=True), tqdm(total=round(estimate(cell.stage.name)), desc=cell.stage.name, file=sys.stdout,
                                       bar_format="{desc}: {bar} {n}/{total} s (roughly)") as bar:
         env = {k: v for k, v in os.environ.items() if k not in (HANDOFF_ENV, RUNNER_ENV)}
         log = tempfile.TemporaryFile(mode="w+")
