@@ -48,13 +48,20 @@ def processes_of(root: Path) -> list[psutil.Process]:
 
 
 def started_keys(stage_dir: Path) -> set[str]:
-    """Keys of the cells of a stage that exist in any form: finished, running or abandoned."""
-    if not stage_dir.is_dir():
-        return set()
-    keys = set()
-    for p in stage_dir.iterdir():
-        name = p.name.lstrip(".")
-        keys.add(name.split(".")[0])
+    """Keys of the cells of a stage that exist in any form: finished, running or abandoned, or whose worker process
+    is already running (it writes its first file a moment after it starts)."""
+    from rewinterp_utils.pipeline.worker import cell_of
+
+    keys = {p.name.lstrip(".").split(".")[0] for p in stage_dir.iterdir()} if stage_dir.is_dir() else set()
+    for proc in processes_of(stage_dir.parents[1]):
+        try:
+            cmd = proc.cmdline()
+        except psutil.Error:
+            continue
+        if "rewinterp_utils.pipeline.worker" in cmd:
+            cell = cell_of(cmd[cmd.index("rewinterp_utils.pipeline.worker") + 1])
+            if cell.stage.name == stage_dir.name:
+                keys.add(cell.key)
     return keys
 
 
