@@ -50,7 +50,7 @@ def processes_of(root: Path) -> list[psutil.Process]:
 def started_keys(stage_dir: Path) -> set[str]:
     """Keys of the cells of a stage that exist in any form: finished, running or abandoned, or whose worker process
     is already running (it writes its first file a moment after it starts)."""
-    from rewinterp_utils.pipeline.worker import cell_of
+    from rewinterp_utils.pipeline.stages import cell_of
 
     keys = {p.name.lstrip(".").split(".")[0] for p in stage_dir.iterdir()} if stage_dir.is_dir() else set()
     for proc in processes_of(stage_dir.parents[1]):

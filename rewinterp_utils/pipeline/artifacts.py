@@ -374,14 +374,13 @@ def build_on_demand(cell: Cell) -> Path:
           f"what it reads in turn; missing stages: {', '.join(reversed(chain))}; roughly {rough / 60:.0f} min)",
           flush=True)
     failed = cell_dir(cell).with_name(f"{cell_dir(cell).name}.failed.ipynb")
-    spec = json.dumps({"stage": cell.stage.name, "profile": cell.profile, "params": dict(cell.params)})
     workdir = artifacts_root() / cell.profile / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     with run_lock(cell.profile, nested=True), tqdm(total=round(estimate(cell.stage.name)), desc=cell.stage.name, file=sys.stdout,
                                       bar_format="{desc}: {bar} {n}/{total} s (roughly)") as bar:
         env = {k: v for k, v in os.environ.items() if k not in (HANDOFF_ENV, RUNNER_ENV)}
         log = tempfile.TemporaryFile(mode="w+")
-        proc = subprocess.Popen([sys.executable, "-m", "rewinterp_utils.pipeline.worker", spec, str(workdir)],
+        proc = subprocess.Popen([sys.executable, "-m", "rewinterp_utils.pipeline.worker", cell.spec(), str(workdir)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
         t0 = time.monotonic()
         while proc.poll() is None:

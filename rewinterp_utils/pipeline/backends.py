@@ -15,8 +15,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from rewinterp_utils.pipeline.stages import Cell
-from rewinterp_utils.pipeline.worker import run_subprocess, spec
+from rewinterp_utils.pipeline.stages import Cell, cell_of
+from rewinterp_utils.pipeline.worker import run_subprocess
 
 STOP_GRACE_S = 4.0
 """Seconds a stopped cell gets to end before it is killed."""
@@ -86,7 +86,7 @@ class DaskBackend:
         self.event = Event(self.event_name, client=client)
 
     def start(self, cell: Cell) -> Any:
-        return self.client.submit(run_on_dask_worker, spec(cell), str(self.workdir), self.env, self.event_name,
+        return self.client.submit(run_on_dask_worker, cell.spec(), str(self.workdir), self.env, self.event_name,
                                   pure=False, key=f"{cell.stage.name}-{cell.key}-{uuid.uuid4().hex[:6]}")
 
     def poll(self, future: Any) -> tuple[bool, str]:
@@ -111,8 +111,6 @@ def run_on_dask_worker(cell_spec: str, workdir: str, env: dict[str, str], event_
     Returns ``""`` on success or the error text.
     """
     from distributed import Event, get_client
-
-    from rewinterp_utils.pipeline.worker import cell_of
 
     event = Event(event_name, client=get_client())
     log = tempfile.TemporaryFile(mode="w+")

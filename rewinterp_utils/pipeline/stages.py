@@ -259,6 +259,11 @@ class Cell:
         """The prefix of this cell's metrics in ``summary.json`` (see the module docstring)."""
         return self.stage.metrics.format(**{k: label(k, v) for k, v in self.params.items()})
 
+    def spec(self) -> str:
+        """The cell as one JSON argument (``{"stage", "profile", "params"}``) for a worker process; :func:`cell_of`
+        reads it back."""
+        return json.dumps({"stage": self.stage.name, "profile": self.profile, "params": dict(self.params)})
+
     def describe(self) -> str:
         """``stage(param=value, ...)`` for messages."""
         return f"{self.stage.name}({', '.join(f'{k}={v!r}' for k, v in self.params.items() if v is not None)})"
@@ -333,6 +338,12 @@ def get_stage(name: str) -> Stage:
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r}; valid stages: {', '.join(STAGES)}")
     return STAGES[name]
+
+
+def cell_of(spec: str) -> Cell:
+    """The cell a :meth:`Cell.spec` names."""
+    data = json.loads(spec)
+    return get_stage(data["stage"]).cell(data["profile"], **data["params"])
 
 
 def check_chapter(chapter: str) -> tuple[str, ...]:

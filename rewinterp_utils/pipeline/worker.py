@@ -21,21 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from rewinterp_utils.pipeline.artifacts import HANDOFF_ENV, cell_dir, publish
-from rewinterp_utils.pipeline.stages import Cell, get_stage, notebooks_dir
+from rewinterp_utils.pipeline.stages import Cell, cell_of, notebooks_dir
 from rewinterp_utils.pipeline.watchdog import CellHung, Stop, execute_watched, limits_for, stops_record
 
 EXIT_FAILED, EXIT_HUNG = 1, 3
-
-
-def spec(cell: Cell) -> str:
-    """The command-line argument that names ``cell``."""
-    return json.dumps({"stage": cell.stage.name, "profile": cell.profile, "params": dict(cell.params)})
-
-
-def cell_of(text: str) -> Cell:
-    """The cell a :func:`spec` names."""
-    data = json.loads(text)
-    return get_stage(data["stage"]).cell(data["profile"], **data["params"])
 
 
 def failed_path(cell: Cell) -> Path:
@@ -135,7 +124,7 @@ def run_subprocess(cell: Cell, workdir: Path, env: dict[str, str], stderr: Any) 
     its error output goes to the file ``stderr``."""
     import subprocess
 
-    return subprocess.Popen([sys.executable, "-m", "rewinterp_utils.pipeline.worker", spec(cell), str(workdir)],
+    return subprocess.Popen([sys.executable, "-m", "rewinterp_utils.pipeline.worker", cell.spec(), str(workdir)],
                             env={**os.environ, **env}, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=stderr, text=True)
 
