@@ -1,21 +1,30 @@
 """Spread over seeds and computed verdicts: how a chapter says whether a claim of the paper held.
 
 A notebook never types a verdict. It gathers one value per seed, states a criterion in words beside the code,
-and calls one of the verdict functions here, which return the verdict and the criterion's text. :class:`Claim`
-rows become the chapter's claims table (glued into the book and saved as ``claims.csv`` for the results page).
+and calls one of the verdict functions here, which return a :class:`Verdict` (the outcome and the criterion's
+text). :class:`Claim` rows, built with keyword arguments, become the chapter's claims table (glued into the book and
+saved as ``claims.csv`` for the results page by :func:`save_claims`, which takes the chapter from the stage).
 
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 
 CLAIMS_FILE = "claims.csv"
 """The file a criterion notebook writes its claims table to (read by the results page)."""
+
+
+class Verdict(NamedTuple):
+    """What a verdict function returns: the outcome (``"held"``, ``"mixed"``, ...) and its criterion in words."""
+
+    outcome: str
+    criterion: str
 
 
 def as_values(values: Iterable[float], name: str = "values") -> np.ndarray:
@@ -53,14 +62,14 @@ def _all_some_none(ok: np.ndarray, yes: str, no: str) -> str:
 
 
 def every_seed(values: Iterable[float], test: Callable[[np.ndarray], np.ndarray], says: str,
-               yes: str = "held", no: str = "did not hold") -> tuple[str, str]:
+               yes: str = "held", no: str = "did not hold") -> Verdict:
     """``yes`` if ``test`` holds for every seed, ``no`` if for none, ``mixed`` otherwise; ``says`` is the test in
     words (e.g. ``"held-out MSE below 0.1"``)."""
     ok = np.asarray(test(as_values(values)), dtype=bool)
-    return _all_some_none(ok, yes, no), f"{yes}: {says} on every seed ({no}: on none; mixed: on some)"
+    return Verdict(_all_some_none(ok, yes, no), f"{yes}: {says} on every seed ({no}: on none; mixed: on some)")
 
 
-def errs_like_paper(values: Iterable[float], paper: float, true: float, tolerance: float = 0.5) -> tuple[str, str]:
+def errs_like_paper(values: Iterable[float], paper: float, true: float, tolerance: float = 0.5) -> Verdict:
     """For a counterfactual whose true reward is ``true``: ``holds`` when every seed errs on the side of ``true``
     where the paper's model erred and the mean is within ``tolerance`` of the paper's value; ``same direction``
     when only the side agrees; ``mixed`` when the seeds disagree."""
@@ -69,11 +78,11 @@ def errs_like_paper(values: Iterable[float], paper: float, true: float, toleranc
     criterion = (f"every seed errs on the side of the true reward ({true:g}) where the paper's model erred, and the "
                  f"mean is within {tolerance:g} of the paper's {paper:g}")
     if not side.all():
-        return "mixed", criterion
-    return ("holds" if abs(v.mean() - paper) <= tolerance else "same direction"), criterion
+        return Verdict("mixed", criterion)
+    return Verdict("holds" if abs(v.mean() - paper) <= tolerance else "same direction", criterion)
 
 
-def below(a: Sequence[float], b: Sequence[float], what_a: str, what_b: str, margin: float = 0.0) -> tuple[str, str]:
+def below(a: Sequence[float], b: Sequence[float], what_a: str, what_b: str, margin: float = 0.0) -> Verdict:
     """Is ``a`` (one value per seed) below ``b``? ``below`` when mean(a) + sd(a) < mean(b) - sd(b) - margin (the
     one-sd bands are apart), ``not below`` when mean(a) >= mean(b) - margin, ``overlapping`` otherwise. With one
     seed on either side there is no band: ``below (1 seed)`` / ``not below (1 seed)``."""
@@ -90,7 +99,7 @@ def below(a: Sequence[float], b: Sequence[float], what_a: str, what_b: str, marg
         verdict = "below" if va.mean() + sa < vb.mean() - sb - margin else "overlapping"
     if len(va) == 1 or len(vb) == 1:
         verdict += " (1 seed)"
-    return verdict, criterion
+    return Verdict(verdict, criterion)
 
 
 def ratio_text(a: float, b: float) -> str:
@@ -100,7 +109,7 @@ def ratio_text(a: float, b: float) -> str:
     return f"{a / b:.1f}x"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Claim:
     """One row of a chapter's claims table."""
 
@@ -108,46 +117,52 @@ class Claim:
     claim: str  #: the paper's claim, or ours
     paper: str  #: what the paper reported
     measured: str  #: this build's value (mean ± sd over seeds, seed count)
-    verdict: str  #: computed by a verdict function
-    criterion: str  #: that function's criterion, in words
+    verdict: Verdict  #: computed by a verdict function
     where: str = ""  #: the figure or notebook to look at
-    chapter: str = ""  #: gridworld, atari or table1
+
+    def row(self, chapter: str) -> dict[str, str]:
+        """The claim as one row of ``claims.csv``."""
+        return {"key": self.key, "claim": self.claim, "paper": self.paper, "measured": self.measured,
+                "verdict": self.verdict.outcome, "criterion": self.verdict.criterion, "where": self.where,
+                "chapter": chapter}
 
 
 def sanity_claim(key: str, claim: str, rank_corr_final: Iterable[float], threshold: float, where: str,
-                 chapter: str, unit: str = "model") -> Claim:
+                 unit: str = "model") -> Claim:
     """The model-randomisation verdict of one attribution method over several reward models: *passes* when the
     rank correlation after full randomisation is below ``threshold`` for every model (Part V's criterion)."""
     finals = as_values(rank_corr_final, "rank_corr_final")
-    verdict, criterion = every_seed(finals, lambda v: v < threshold,
-                                    f"rank corr. after full randomisation < {threshold:g}", yes="passes", no="fails")
-    return Claim(key, claim, "not run", f"rank corr. after randomisation {fmt_spread(finals, 2, unit=unit)}",
-                 verdict, criterion, where, chapter)
+    verdict = every_seed(finals, lambda v: v < threshold, f"rank corr. after full randomisation < {threshold:g}",
+                         yes="passes", no="fails")
+    return Claim(key=key, claim=claim, paper="not run", verdict=verdict, where=where,
+                 measured=f"rank corr. after randomisation {fmt_spread(finals, 2, unit=unit)}")
 
 
-def unit_check_claim(key: str, claim: str, passed: Iterable[bool], where: str, chapter: str) -> Claim:
+def unit_check_claim(key: str, claim: str, passed: Iterable[bool], where: str) -> Claim:
     """A unit check's verdict over several reward models: *passes* when every model passes it."""
     ok = np.asarray(list(passed), dtype=bool)
     if ok.size == 0:
         raise ValueError("unit_check_claim needs at least one model's result")
-    return Claim(key, claim, "not run", f"{int(ok.sum())} of {ok.size} models pass",
-                 _all_some_none(ok, "passes", "fails"),
-                 "passes: every model passes the check (fails: none does; mixed: some do)", where, chapter)
+    verdict = Verdict(_all_some_none(ok, "passes", "fails"),
+                      "passes: every model passes the check (fails: none does; mixed: some do)")
+    return Claim(key=key, claim=claim, paper="not run", measured=f"{int(ok.sum())} of {ok.size} models pass",
+                 verdict=verdict, where=where)
 
 
 def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:
     """The claims as a table indexed by claim (columns: paper, this build, verdict, criterion, where)."""
     if not claims:
         raise ValueError("claims_table needs at least one Claim")
-    df = pd.DataFrame([asdict(c) for c in claims]).rename(columns={"measured": "this build"})
+    df = pd.DataFrame([c.row("") for c in claims]).rename(columns={"measured": "this build"})
     return df.set_index("claim")[["paper", "this build", "verdict", "criterion", "where"]]
 
 
-def save_claims(claims: Sequence[Claim], path: Any) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Write the claims (all fields) to ``path`` (CSV); return :func:`claims_table` and the verdicts as metrics
-    (``claims.<key>``)."""
+def save_claims(claims: Sequence[Claim], folder: Path, chapter: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Write the claims to ``folder / CLAIMS_FILE`` (CSV, every field, ``chapter`` on each row: pass the stage's,
+    ``run.chapter``); return :func:`claims_table` and the verdicts as metrics (``claims.<key>``)."""
     keys = [c.key for c in claims]
     if len(set(keys)) != len(keys):
         raise ValueError(f"claim keys must be unique, got {keys}")
-    pd.DataFrame([asdict(c) for c in claims]).to_csv(path, index=False)
-    return claims_table(claims), {f"claims.{c.key}": c.verdict for c in claims}
+    table = claims_table(claims)
+    pd.DataFrame([c.row(chapter) for c in claims]).to_csv(Path(folder) / CLAIMS_FILE, index=False)
+    return table, {f"claims.{c.key}": c.verdict.outcome for c in claims}

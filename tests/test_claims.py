@@ -12,6 +12,7 @@ import pytest
 
 from rewinterp_utils.claims import (
     Claim,
+    Verdict,
     below,
     errs_like_paper,
     every_seed,
@@ -139,23 +140,24 @@ def test_spread_one_seed():
     ([0.1, 0.9], "mixed", "0.50 ± 0.57 (2 models)"),  # sd = 0.8 / sqrt(2)
 ])
 def test_sanity_claim(finals, verdict, measured):
-    c = sanity_claim("grad", "gradient maps depend on the weights", finals, 0.5, "fig", "gridworld")
-    assert c == Claim("grad", "gradient maps depend on the weights", "not run",
-                      f"rank corr. after randomisation {measured}", verdict, c.criterion, "fig", "gridworld")
-    assert "rank corr. after full randomisation < 0.5 on every seed" in c.criterion
-    one = sanity_claim("g", "c", [0.3], 0.25, "w", "atari", unit="agent")
-    assert (one.verdict, one.measured) == ("fails", "rank corr. after randomisation 0.30 (1 agent)")
+    c = sanity_claim("grad", "gradient maps depend on the weights", finals, 0.5, "fig")
+    assert c == Claim(key="grad", claim="gradient maps depend on the weights", paper="not run",
+                      measured=f"rank corr. after randomisation {measured}", verdict=c.verdict, where="fig")
+    assert c.verdict.outcome == verdict
+    assert "rank corr. after full randomisation < 0.5 on every seed" in c.verdict.criterion
+    one = sanity_claim("g", "c", [0.3], 0.25, "w", unit="agent")
+    assert (one.verdict.outcome, one.measured) == ("fails", "rank corr. after randomisation 0.30 (1 agent)")
 
 
 # -- save_claims ------------------------------------------------------------------------------------------
 def claim(key: str, verdict: str) -> Claim:
-    return Claim(key, f"claim {key}", "paper's value", "1.0 (1 seed)", verdict, "criterion, with a comma", "Fig. 1",
-                 "gridworld")
+    return Claim(key=key, claim=f"claim {key}", paper="paper's value", measured="1.0 (1 seed)",
+                 verdict=Verdict(verdict, "criterion, with a comma"), where="Fig. 1")
 
 
 def test_save_claims_writes_every_field_and_returns_the_verdicts(tmp_path):
     path = tmp_path / "claims.csv"
-    table, metrics = save_claims([claim("a", "held"), claim("b", "mixed")], path)
+    table, metrics = save_claims([claim("a", "held"), claim("b", "mixed")], tmp_path, "gridworld")
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows == [
@@ -171,7 +173,7 @@ def test_save_claims_writes_every_field_and_returns_the_verdicts(tmp_path):
 def test_save_claims_refuses_repeated_keys_and_writes_nothing(tmp_path):
     path = tmp_path / "claims.csv"
     with pytest.raises(ValueError, match="unique"):
-        save_claims([claim("a", "held"), claim("b", "held"), claim("a", "mixed")], path)
+        save_claims([claim("a", "held"), claim("b", "held"), claim("a", "mixed")], tmp_path, "gridworld")
     assert not path.exists()
 
 

@@ -273,6 +273,7 @@ class StageRun:
     def __init__(self, cell: Cell) -> None:
         self.cell = cell
         self.stage, self.profile = cell.stage.name, cell.profile
+        self.chapter = cell.stage.chapter  #: the book chapter this stage belongs to (claims tables record it)
         self.config = cell.config
         self.identity = cell.identity
         self.final_dir = cell_dir(cell)
