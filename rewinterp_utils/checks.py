@@ -140,11 +140,6 @@ def run_checks_on(checks: Sequence[Check], models: Mapping[str, RewardModel | Ca
                                          "passed", "n", "description"]]
 
 
-def check_slug(name: str) -> str:
-    """A check's name as a summary-key component (``"goal far away vanishes"`` -> ``goal_far_away_vanishes``)."""
-    return name.replace(" ", "_").replace("'", "")
-
-
 def assert_checks(checks: Sequence[Check], reward: RewardModel | Callable[..., Any], inputs: Any) -> pd.DataFrame:
     """Pytest helper: :func:`run_checks`, raising ``AssertionError`` that lists every failed check with its
     measured effect; returns the table when all pass."""

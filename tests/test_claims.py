@@ -191,3 +191,17 @@ def test_save_claims_refuses_repeated_keys_and_writes_nothing(tmp_path):
 ])
 def test_ratio_text(a, b, text):
     assert ratio_text(a, b) == text
+
+
+# -- keys -------------------------------------------------------------------------------------------------
+def test_metric_key_makes_each_part_a_slug():
+    from rewinterp_utils.keys import metric_key, slug
+
+    assert slug("Goal far away (b) vanishes") == "goal_far_away_b_vanishes"
+    assert slug("agent's step-onto goal") == "agents_step_onto_goal"
+    assert metric_key("checks", "model 0", "R(s, s') > 0.5") == "checks.model_0.r_s_s_0_5"
+    assert metric_key("epic", 3) == "epic.3"
+    with pytest.raises(ValueError, match="no letter or digit"):
+        slug(" () ")
+    with pytest.raises(ValueError, match="at least one part"):
+        metric_key()
