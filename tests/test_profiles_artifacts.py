@@ -15,7 +15,7 @@ from rewinterp_utils.data import load_transitions, rollout_transitions, save_tra
 from rewinterp_utils.envs.maze import AGENT, GOAL
 from rewinterp_utils.pipeline import artifacts as art
 from rewinterp_utils.pipeline.artifacts import cell_dir
-from rewinterp_utils.pipeline.profiles import PROFILES, SIZES, check_profile, resolve
+from rewinterp_utils.pipeline.profiles import PROFILES, SIZE_FIELDS, SIZES, check_profile, resolve
 from rewinterp_utils.pipeline.stages import STAGES, Stage, check_chapter, get_stage
 from rewinterp_utils.wrappers import LearnedRewardVecEnv
 
@@ -68,6 +68,16 @@ def test_paper_profile_is_the_paper_table():
         assert getattr(SIZES["paper"][stage], size) == pytest.approx(value, rel=0, abs=0), (stage, size)
     # the two settings a past change moved away from the paper for a Seaquest problem
     assert ("maze_reward_model", "learning_rate", 1e-3) in rows and ("atari_reward_model", "learning_rate", 1e-3) in rows
+
+
+@pytest.mark.parametrize("stage", sorted(SIZES["paper"]))
+def test_smoke_has_every_setting_of_paper(stage):
+    """The smoke build (built into the strict book by the test suite) runs the paper's code paths: every field of
+    every stage is either a listed size or has the paper's value at smoke."""
+    smoke, paper = SIZES["smoke"][stage], SIZES["paper"][stage]
+    for f in dataclasses.fields(paper):
+        if f.name not in SIZE_FIELDS:
+            assert getattr(smoke, f.name) == getattr(paper, f.name), f"smoke.{stage}.{f.name} is not the paper's"
 
 
 def test_default_deviates_from_the_paper_only_where_the_page_says_why():

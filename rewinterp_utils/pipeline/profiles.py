@@ -1,8 +1,13 @@
 """Every size the pipeline uses, per profile, in one place.
 
-``smoke`` checks plumbing in seconds (CI), ``default`` is what ``make book`` runs on a 2-core CPU and must
-reproduce the paper's findings, ``paper`` is the paper's full setting. A notebook resolves its sizes with
-:func:`resolve`; anything passed explicitly (e.g. by papermill) overrides the profile's value.
+``smoke`` checks plumbing in seconds (CI), ``default`` is what ``make book`` runs on a 2-core CPU (as close to
+the paper's findings as its budget allows), ``paper`` is the paper's full setting. A notebook resolves its sizes
+with :func:`resolve`; anything passed explicitly (e.g. by papermill) overrides the profile's value.
+
+Each field is either a *size* (how much: steps, samples, seeds, episodes, frames; listed in :data:`SIZE_FIELDS`)
+or a *setting* (how: learning rates, epochs, batch sizes, the PPO recipe, thresholds, windows). ``smoke`` has every
+setting of ``paper`` and only its sizes are tiny, so the test suite's strict smoke book runs the paper's code paths
+(``tests/test_profiles_artifacts.py`` checks it).
 """
 
 from __future__ import annotations
@@ -180,27 +185,33 @@ class AtariRetrain(AtariExpert):
     n_onpolicy_steps: int = 4_096  #: steps of the final agent's own play on which the reward models are checked
 
 
+SIZE_FIELDS: frozenset[str] = frozenset({
+    "total_timesteps", "eval_freq", "n_eval_episodes", "n_train", "n_test", "max_steps", "n_screens", "n_seeds",
+    "max_placements", "n_inputs", "n_check_inputs", "n_pairs", "few_pairs", "n_frames", "n_share_frames",
+    "n_onpolicy_steps", "games", "rewards",
+})
+"""Fields that say how much is computed; every other field is a setting, the same at ``smoke`` as at ``paper``."""
+
+
 SIZES: dict[str, dict[str, Any]] = {
-    "smoke": {
+    "smoke": {  # the paper's settings (learning rates, epochs, PPO recipe, windows) at tiny sizes
         "maze_expert": MazeExpert(total_timesteps=1_024, eval_freq=512, n_eval_episodes=5),
         "maze_dataset": MazeDataset(n_train=400, n_test=200),
-        "maze_reward_model": MazeRewardModel(epochs=1, n_seeds=2),
+        "maze_reward_model": MazeRewardModel(epochs=5, n_seeds=2),
         "maze_saliency": MazeSaliency(),
         "maze_counterfactuals": MazeCounterfactuals(max_placements=8),
         "maze_sanity": MazeSanity(n_inputs=8, n_check_inputs=60),
-        "maze_preference": MazePreference(n_pairs=64, few_pairs=16, epochs=1, n_seeds=1),
+        "maze_preference": MazePreference(n_pairs=64, few_pairs=16, n_seeds=1),
         "maze_pref_retrain": MazePrefRetrain(total_timesteps=256, n_eval_episodes=3),
         "maze_retrain": MazeRetrain(total_timesteps=512, n_seeds=1, eval_freq=256, n_eval_episodes=3),
-        "atari_expert": AtariExpert(total_timesteps=2_048, eval_freq=1_024, n_eval_episodes=2, n_envs=4, n_steps=128,
-                                    batch_size=128),
-        "atari_dataset": AtariDataset(n_train=32, n_test=16, max_steps=40_000, n_screens=8, n_envs=4),
-        "atari_reward_model": AtariRewardModel(epochs=1, n_seeds=2, learning_rate=3e-4),  # default's path
-        "atari_saliency": AtariSaliency(n_frames=8, ig_steps=4),
-        "atari_figure5": AtariFigure5(n_steps=24),
-        "atari_sanity": AtariSanity(n_frames=2, n_share_frames=4, ig_steps=4),
-        "atari_retrain": AtariRetrain(total_timesteps=1_024, eval_freq=512, n_eval_episodes=1, n_envs=4, n_steps=128,
-                                      batch_size=128, games=("Breakout",), rewards=("true", "learned_shown"),
-                                      n_onpolicy_steps=128),
+        "atari_expert": AtariExpert(total_timesteps=2_048, eval_freq=1_024, n_eval_episodes=2),
+        "atari_dataset": AtariDataset(n_train=32, n_test=16, max_steps=40_000, n_screens=8),
+        "atari_reward_model": AtariRewardModel(epochs=5, n_seeds=2),
+        "atari_saliency": AtariSaliency(n_frames=8),
+        "atari_figure5": AtariFigure5(n_steps=200),
+        "atari_sanity": AtariSanity(n_frames=2, n_share_frames=4, ig_steps=32),
+        "atari_retrain": AtariRetrain(total_timesteps=2_048, eval_freq=1_024, n_eval_episodes=1,
+                                      games=("Breakout",), rewards=("true", "learned_shown"), n_onpolicy_steps=128),
     },
     "default": {
         "maze_expert": MazeExpert(total_timesteps=45_000, eval_freq=2_500, n_eval_episodes=50),
