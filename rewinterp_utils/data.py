@@ -254,3 +254,24 @@ def split_by_time(reward: np.ndarray, step: np.ndarray, n_train: int) -> tuple[n
         train_idx.append(idx[: n_train // 2])
         test_idx.append(idx[n_train // 2:])
     return np.concatenate(train_idx), np.concatenate(test_idx)
+
+
+def seen_in_training(train: dict[str, np.ndarray], test: dict[str, np.ndarray]) -> np.ndarray:
+    """For each test transition, whether the same ``(s, s_next)`` pair (byte for byte) occurs in ``train``.
+
+    On a small maze most held-out transitions also occur in training; the share and the error on the others
+    say how much a held-out error measures generalisation. ``ValueError`` when the splits' arrays differ in
+    shape beyond the first axis or a split lacks ``s``/``s_next``."""
+    for name, d in (("train", train), ("test", test)):
+        if "s" not in d or "s_next" not in d:
+            raise ValueError(f"{name} needs arrays 's' and 's_next', got {sorted(d)}")
+    if train["s"].shape[1:] != test["s"].shape[1:] or train["s_next"].shape[1:] != test["s_next"].shape[1:]:
+        raise ValueError(f"train and test transitions differ in shape: s {train['s'].shape[1:]} vs "
+                         f"{test['s'].shape[1:]}, s_next {train['s_next'].shape[1:]} vs {test['s_next'].shape[1:]}")
+
+    def keys(d: dict[str, np.ndarray]) -> list[bytes]:
+        s, s_next = np.ascontiguousarray(d["s"]), np.ascontiguousarray(d["s_next"])
+        return [a.tobytes() + b"|" + b.tobytes() for a, b in zip(s, s_next)]
+
+    seen = set(keys(train))
+    return np.array([k in seen for k in keys(test)], dtype=bool)

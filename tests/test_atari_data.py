@@ -277,3 +277,21 @@ def test_play_lockstep_yields_the_true_last_observation_of_an_episode():
             break
     assert seen == [(1, 1, 0, False), (2, 2, 0, False), (3, 3, 1, True), (1, 1, 0, False), (2, 2, 0, False),
                     (3, 3, 1, True), (1, 1, 0, False)]
+
+
+def test_seen_in_training_against_a_plain_loop():
+    from rewinterp_utils.data import seen_in_training
+
+    rng = np.random.default_rng(0)
+    grids = rng.integers(0, 3, size=(6, 4, 4)).astype(np.float32)
+    pick = lambda idx: {"s": grids[[i for i, _ in idx]], "s_next": grids[[j for _, j in idx]]}  # noqa: E731
+    train_pairs = [(0, 1), (1, 2), (2, 3), (3, 3)]
+    test_pairs = [(0, 1), (1, 0), (3, 3), (4, 5), (2, 3), (0, 2)]
+    expected = [any(np.array_equal(grids[a], grids[c]) and np.array_equal(grids[b], grids[d])
+                    for c, d in train_pairs) for a, b in test_pairs]
+    assert expected == [True, False, True, False, True, False]
+    assert seen_in_training(pick(train_pairs), pick(test_pairs)).tolist() == expected
+    with pytest.raises(ValueError, match="differ in shape"):
+        seen_in_training(pick(train_pairs), {"s": grids[:2, :3], "s_next": grids[:2, :3]})
+    with pytest.raises(ValueError, match="needs arrays"):
+        seen_in_training({"s": grids}, pick(test_pairs))
