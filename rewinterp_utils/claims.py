@@ -1,30 +1,43 @@
 """Spread over seeds and computed verdicts: how a chapter says whether a claim of the paper held.
 
 A notebook never types a verdict. It gathers one value per seed, states a criterion in words beside the code,
-and calls one of the verdict functions here, which return a :class:`Verdict` (the outcome and the criterion's
-text). :class:`Claim` rows, built with keyword arguments, become the chapter's claims table (glued into the book and
+and calls one of the verdict functions here, which return a :class:`Verdict`: one of three outcomes (*holds*,
+*does not hold*, *undecided*) decided on an interval over seeds, so that a verdict that sits on its threshold within
+the noise says so instead of flipping from one machine to the next. :class:`Claim` rows, built with keyword arguments, become the chapter's claims table (glued into the book and
 saved as ``claims.csv`` for the results page by :func:`save_claims`, which takes the chapter from the stage).
 
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 
 CLAIMS_FILE = "claims.csv"
 """The file a criterion notebook writes its claims table to (read by the results page)."""
 
 
+HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "undecided"
+"""The three outcomes of every verdict."""
+
+CONFIDENCE = 0.90
+"""Two-sided confidence of the intervals over seeds that verdicts are decided on (Student-t intervals of a mean,
+Welch's for a difference of means)."""
+
+
 class Verdict(NamedTuple):
-    """What a verdict function returns: the outcome (``"held"``, ``"mixed"``, ...) and its criterion in words."""
+    """What a verdict function returns: one of :data:`HOLDS`, :data:`FAILS`, :data:`UNDECIDED`, the criterion in
+    words and the interval it was decided on (as text)."""
 
     outcome: str
     criterion: str
+    interval: str = ""
 
 
 def as_values(values: Iterable[float], name: str = "values") -> np.ndarray:
@@ -57,49 +70,74 @@ def fmt_spread(values: Iterable[float], digits: int = 3, sci: bool = False, unit
     return f"{f(v.mean())} ± {f(v.std(ddof=1))} ({len(v)} {unit}s)"
 
 
-def _all_some_none(ok: np.ndarray, yes: str, no: str) -> str:
-    return yes if ok.all() else no if not ok.any() else "mixed"
+def _t(df: float) -> float:
+    return float(student_t.ppf(0.5 + CONFIDENCE / 2, df))
 
 
-def every_seed(values: Iterable[float], test: Callable[[np.ndarray], np.ndarray], says: str,
-               yes: str = "held", no: str = "did not hold") -> Verdict:
-    """``yes`` if ``test`` holds for every seed, ``no`` if for none, ``mixed`` otherwise; ``says`` is the test in
-    words (e.g. ``"held-out MSE below 0.1"``)."""
-    ok = np.asarray(test(as_values(values)), dtype=bool)
-    return Verdict(_all_some_none(ok, yes, no), f"{yes}: {says} on every seed ({no}: on none; mixed: on some)")
-
-
-def errs_like_paper(values: Iterable[float], paper: float, true: float, tolerance: float = 0.5) -> Verdict:
-    """For a counterfactual whose true reward is ``true``: ``holds`` when every seed errs on the side of ``true``
-    where the paper's model erred and the mean is within ``tolerance`` of the paper's value; ``same direction``
-    when only the side agrees; ``mixed`` when the seeds disagree."""
+def mean_interval(values: Iterable[float]) -> tuple[float, float]:
+    """The :data:`CONFIDENCE` Student-t interval of the mean over seeds; ``(nan, nan)`` for one seed."""
     v = as_values(values)
-    side = np.sign(v - true) == np.sign(paper - true)
-    criterion = (f"every seed errs on the side of the true reward ({true:g}) where the paper's model erred, and the "
-                 f"mean is within {tolerance:g} of the paper's {paper:g}")
-    if not side.all():
-        return Verdict("mixed", criterion)
-    return Verdict("holds" if abs(v.mean() - paper) <= tolerance else "same direction", criterion)
+    if len(v) < 2:
+        return math.nan, math.nan
+    half = _t(len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+    return float(v.mean() - half), float(v.mean() + half)
+
+
+def _interval_text(lo: float, hi: float, n: int, unit: str = "seed") -> str:
+    if n < 2:
+        return f"1 {unit}: no interval"
+    return f"{CONFIDENCE:.0%} interval [{lo:.3g}, {hi:.3g}] ({n} {unit}s)"
+
+
+def _by_ends(ok_lo: bool, ok_hi: bool) -> str:
+    return HOLDS if ok_lo and ok_hi else FAILS if not (ok_lo or ok_hi) else UNDECIDED
+
+
+def interval_verdict(values: Iterable[float], test: Callable[[np.ndarray], np.ndarray], says: str,
+                     unit: str = "seed") -> Verdict:
+    """Decide a threshold claim on the :data:`CONFIDENCE` interval of the mean over seeds: *holds* when ``test``
+    (a threshold on one value, e.g. ``lambda x: x < 0.01``, stated in words by ``says``) holds at both ends of the
+    interval, *does not hold* when at neither, *undecided* when the interval straddles the threshold or there is
+    only one seed."""
+    v = as_values(values)
+    lo, hi = mean_interval(v)
+    criterion = (f"holds: {says} over the whole {CONFIDENCE:.0%} interval of the mean over {unit}s (does not hold: "
+                 f"nowhere on it; undecided: the interval straddles the threshold, or one {unit})")
+    if len(v) < 2:
+        return Verdict(UNDECIDED, criterion, _interval_text(lo, hi, 1, unit))
+    ok = np.asarray(test(np.array([lo, hi])), dtype=bool)
+    return Verdict(_by_ends(bool(ok[0]), bool(ok[1])), criterion, _interval_text(lo, hi, len(v), unit))
+
+
+def errs_like_paper(values: Iterable[float], paper: float, true: float) -> Verdict:
+    """For a counterfactual whose true reward is ``true``: *holds* when the interval of the mean over seeds lies
+    on the side of ``true`` where the paper's model erred (``paper``), *does not hold* when it lies on the other
+    side, *undecided* when it contains ``true`` (or one seed)."""
+    if paper == true:
+        raise ValueError(f"the paper's value {paper:g} equals the true reward: it did not err")
+    up = paper > true
+    return interval_verdict(values, (lambda x: x > true) if up else (lambda x: x < true),
+                            f"the model errs {'above' if up else 'below'} the true reward ({true:g}), as the "
+                            f"paper's did ({paper:g})")
 
 
 def below(a: Sequence[float], b: Sequence[float], what_a: str, what_b: str, margin: float = 0.0) -> Verdict:
-    """Is ``a`` (one value per seed) below ``b``? ``below`` when mean(a) + sd(a) < mean(b) - sd(b) - margin (the
-    one-sd bands are apart), ``not below`` when mean(a) >= mean(b) - margin, ``overlapping`` otherwise. With one
-    seed on either side there is no band: ``below (1 seed)`` / ``not below (1 seed)``."""
+    """Is ``a`` (one value per seed) below ``b``? On the :data:`CONFIDENCE` Welch interval of mean(a) - mean(b):
+    *holds* (below) when it lies under ``-margin``, *does not hold* when it lies at or above ``-margin``,
+    *undecided* when it straddles ``-margin`` or a side has a single seed (no spread to judge by)."""
     va, vb = as_values(a, what_a), as_values(b, what_b)
-    sa = va.std(ddof=1) if len(va) > 1 else np.nan
-    sb = vb.std(ddof=1) if len(vb) > 1 else np.nan
-    criterion = (f"{what_a} below {what_b} when their mean ± sd bands over seeds are apart"
-                 + (f" by more than {margin:g}" if margin else ""))
-    if va.mean() >= vb.mean() - margin:
-        verdict = "not below"
-    elif np.isnan(sa) or np.isnan(sb):
-        verdict = "below"
-    else:
-        verdict = "below" if va.mean() + sa < vb.mean() - sb - margin else "overlapping"
-    if len(va) == 1 or len(vb) == 1:
-        verdict += " (1 seed)"
-    return Verdict(verdict, criterion)
+    criterion = (f"holds: {what_a} below {what_b}" + (f" by more than {margin:g}" if margin else "")
+                 + f" over the whole {CONFIDENCE:.0%} interval of the difference of means over seeds (does not "
+                 f"hold: nowhere on it; undecided: the interval straddles it, or one seed on a side)")
+    if len(va) < 2 or len(vb) < 2:
+        return Verdict(UNDECIDED, criterion, f"1 seed on a side ({len(va)} and {len(vb)}): no interval")
+    qa, qb = va.var(ddof=1) / len(va), vb.var(ddof=1) / len(vb)
+    se = math.sqrt(qa + qb)
+    df = (qa + qb) ** 2 / (qa ** 2 / (len(va) - 1) + qb ** 2 / (len(vb) - 1)) if se > 0 else 1.0
+    d = float(va.mean() - vb.mean())
+    lo, hi = d - _t(df) * se, d + _t(df) * se
+    text = f"{CONFIDENCE:.0%} interval of the difference [{lo:.3g}, {hi:.3g}] ({len(va)} and {len(vb)} seeds)"
+    return Verdict(_by_ends(lo < -margin, hi < -margin), criterion, text)
 
 
 def ratio_text(a: float, b: float) -> str:
@@ -123,8 +161,8 @@ class Claim:
     def row(self, chapter: str) -> dict[str, str]:
         """The claim as one row of ``claims.csv``."""
         return {"key": self.key, "claim": self.claim, "paper": self.paper, "measured": self.measured,
-                "verdict": self.verdict.outcome, "criterion": self.verdict.criterion, "where": self.where,
-                "chapter": chapter}
+                "verdict": self.verdict.outcome, "interval": self.verdict.interval,
+                "criterion": self.verdict.criterion, "where": self.where, "chapter": chapter}
 
 
 def sanity_claim(key: str, claim: str, rank_corr_final: Iterable[float], threshold: float, where: str,
@@ -132,8 +170,8 @@ def sanity_claim(key: str, claim: str, rank_corr_final: Iterable[float], thresho
     """The model-randomisation verdict of one attribution method over several reward models: *passes* when the
     rank correlation after full randomisation is below ``threshold`` for every model (Part V's criterion)."""
     finals = as_values(rank_corr_final, "rank_corr_final")
-    verdict = every_seed(finals, lambda v: v < threshold, f"rank corr. after full randomisation < {threshold:g}",
-                         yes="passes", no="fails")
+    verdict = interval_verdict(finals, lambda v: v < threshold, f"rank corr. after full randomisation < {threshold:g}",
+                               unit=unit)
     return Claim(key=key, claim=claim, paper="not run", verdict=verdict, where=where,
                  measured=f"rank corr. after randomisation {fmt_spread(finals, 2, unit=unit)}")
 
@@ -143,18 +181,19 @@ def unit_check_claim(key: str, claim: str, passed: Iterable[bool], where: str) -
     ok = np.asarray(list(passed), dtype=bool)
     if ok.size == 0:
         raise ValueError("unit_check_claim needs at least one model's result")
-    verdict = Verdict(_all_some_none(ok, "passes", "fails"),
-                      "passes: every model passes the check (fails: none does; mixed: some do)")
+    verdict = Verdict(_by_ends(bool(ok.all()), bool(ok.any())),
+                      "holds: every model passes the check (does not hold: none does; undecided: some do)",
+                      f"{int(ok.sum())} of {ok.size} models")
     return Claim(key=key, claim=claim, paper="not run", measured=f"{int(ok.sum())} of {ok.size} models pass",
                  verdict=verdict, where=where)
 
 
 def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:
-    """The claims as a table indexed by claim (columns: paper, this build, verdict, criterion, where)."""
+    """The claims as a table indexed by claim (columns: paper, this build, verdict, interval, criterion, where)."""
     if not claims:
         raise ValueError("claims_table needs at least one Claim")
     df = pd.DataFrame([c.row("") for c in claims]).rename(columns={"measured": "this build"})
-    return df.set_index("claim")[["paper", "this build", "verdict", "criterion", "where"]]
+    return df.set_index("claim")[["paper", "this build", "verdict", "interval", "criterion", "where"]]
 
 
 def save_claims(claims: Sequence[Claim], folder: Path, chapter: str) -> tuple[pd.DataFrame, dict[str, str]]:
