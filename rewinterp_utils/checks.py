@@ -31,6 +31,7 @@ import pandas as pd
 from rewinterp_utils.attribution import score_edit
 from rewinterp_utils.envs.atari import score_box
 from rewinterp_utils.envs.maze import ACTIONS, AGENT, FREE, GOAL, WALL, draw, empty_layout
+from rewinterp_utils.keys import metric_key
 from rewinterp_utils.reward_models import RewardModel, as_reward_model
 
 Inputs = tuple[np.ndarray, ...]
@@ -138,6 +139,17 @@ def run_checks_on(checks: Sequence[Check], models: Mapping[str, RewardModel | Ca
     return pd.concat([run_checks(checks, m, inputs).assign(model=name) for name, m in models.items()],
                      ignore_index=True)[["model", "name", "kind", "effect", "mean_abs_change", "tolerance",
                                          "passed", "n", "description"]]
+
+
+def check_metrics(table: pd.DataFrame, *prefix: str) -> dict[str, float | bool]:
+    """Summary keys of a :func:`run_checks_on` table: ``<prefix>.<model>.<check>.effect`` and ``.passed`` for
+    every row, each component a :func:`~rewinterp_utils.keys.metric_key` part (a model named ``"a.b"`` gives two
+    components)."""
+    out: dict[str, float | bool] = {}
+    for r in table.itertuples():
+        key = metric_key(*prefix, *str(r.model).split("."), r.name)
+        out |= {f"{key}.effect": float(r.effect), f"{key}.passed": bool(r.passed)}
+    return out
 
 
 def assert_checks(checks: Sequence[Check], reward: RewardModel | Callable[..., Any], inputs: Any) -> pd.DataFrame:

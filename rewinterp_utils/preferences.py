@@ -4,7 +4,9 @@ Pairs of equal-length segments are cut from episodes (:func:`sample_segment_pair
 annotator that prefers the segment with the higher true return (:func:`boltzmann_labels`), and a reward model
 ``R(s, s')`` is fitted by the Bradley-Terry model: ``P(a > b) = sigmoid(sum_a R - sum_b R)``
 (:func:`bradley_terry_loss`, :func:`train_preference_model`). Preferences fix a reward only up to a shift and
-a positive scale, so :func:`normalise_rewards` pins those down before comparing with the true reward.
+a positive scale: :func:`standardise_rewards` pins them down without the true reward (zero mean and unit standard
+deviation of the model's own output over the dataset's transitions, as reward-learning libraries normalise);
+:func:`true_reward_fit` is a diagnostic that reads a model in the true reward's units.
 """
 
 from __future__ import annotations
@@ -162,9 +164,30 @@ def train_preference_model(model: RewardModel, pairs: Mapping[str, np.ndarray], 
     return losses
 
 
-def normalise_rewards(model: RewardModel, s: np.ndarray, s_next: np.ndarray, reward: np.ndarray,
-                      ) -> tuple[float, float, Normalised]:
-    """Shift and scale that map the model's mean reward on non-goal transitions to 0 and on goal ones to 1.
+def standardise_rewards(model: RewardModel, s: np.ndarray, s_next: np.ndarray) -> tuple[float, float, Normalised]:
+    """Shift and scale that give the model's rewards zero mean and unit standard deviation over the transitions
+    ``s``, ``s_next`` ``(N, H, W)`` (the coverage distribution: the dataset the preferences were cut from).
+
+    With ``mu`` and ``sd`` the mean and (population) standard deviation of the model's rewards there:
+    ``shift = -mu``, ``scale = 1 / sd``; ``(R + shift) * scale`` is the standardised reward
+    (:class:`~rewinterp_utils.reward_models.Normalised`). No true reward is used, so the scale is positive and a
+    model that ranks goals below other transitions stays that way. Returns ``(shift, scale, Normalised(...))``.
+    """
+    if np.asarray(s).shape != np.asarray(s_next).shape or np.ndim(s) < 1 or len(s) == 0:
+        raise ValueError(f"s and s_next must be non-empty (N, H, W) arrays of one shape, got {np.shape(s)}, "
+                         f"{np.shape(s_next)}")
+    pred = model.predict(s, s_next).astype(np.float64)
+    mu, sd = float(pred.mean()), float(pred.std())
+    if not sd > 0:
+        raise ValueError("the model's reward is constant on these transitions; no scale standardises it")
+    return -mu, 1.0 / sd, Normalised(model, -mu, 1.0 / sd)
+
+
+def true_reward_fit(model: RewardModel, s: np.ndarray, s_next: np.ndarray, reward: np.ndarray,
+                    ) -> tuple[float, float, Normalised]:
+    """A diagnostic: the shift and scale that map the model's mean reward on non-goal transitions to 0 and on goal
+    ones to 1, i.e. the model read in the true reward's units (it uses the true reward, so it is no normalisation
+    to retrain on).
 
     ``s``, ``s_next`` ``(N, H, W)`` a reference batch (e.g. :func:`~rewinterp_utils.epic.maze_transitions`) and
     ``reward`` its true rewards; goal transitions are those with ``reward > 0``. With ``mu0``/``mu1`` the
@@ -174,7 +197,8 @@ def normalise_rewards(model: RewardModel, s: np.ndarray, s_next: np.ndarray, rew
 
     The shift matters to :func:`~rewinterp_utils.epic.epic_distance` on the episodic maze transitions (a
     constant reward there is a living bonus or penalty), while Bradley-Terry on equal-length segments cannot
-    identify it: fix it (here, or by any other convention) before comparing preference models.
+    identify it: here the true reward sets it, which is why retraining and distances use
+    :func:`standardise_rewards` instead.
     """
     reward = np.asarray(reward, dtype=np.float64)
     if reward.shape != (len(s),) or np.asarray(s).shape != np.asarray(s_next).shape:

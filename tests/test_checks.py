@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -285,3 +286,17 @@ def test_run_checks_on_stacks_models_and_unit_check_claim_counts_them():
     assert unit_check_claim("shift", "shift", [True, True], "here", "test").verdict == "passes"
     with pytest.raises(ValueError):
         unit_check_claim("shift", "shift", [], "here", "test")
+
+
+def test_check_metrics_names_every_model_and_check():
+    from rewinterp_utils.checks import check_metrics
+
+    table = pd.DataFrame({"model": ["pref_full.model0", "model1"], "name": ["stepping onto the goal raises R",
+                                                                          "far goal erased from s and s'"],
+                          "effect": [0.25, -0.5], "passed": [True, False]})
+    assert check_metrics(table, "sanity", "checks") == {
+        "sanity.checks.pref_full.model0.stepping_onto_the_goal_raises_r.effect": 0.25,
+        "sanity.checks.pref_full.model0.stepping_onto_the_goal_raises_r.passed": True,
+        "sanity.checks.model1.far_goal_erased_from_s_and_s.effect": -0.5,
+        "sanity.checks.model1.far_goal_erased_from_s_and_s.passed": False,
+    }

@@ -18,7 +18,7 @@ import rewinterp_utils  # noqa: F401  (registers the maze ids)
 from rewinterp_utils import epic
 from rewinterp_utils import preferences as pref
 from rewinterp_utils.envs.maze import AGENT, COINFLIP, GOAL
-from rewinterp_utils.reward_models import MazeRewardMLP
+from rewinterp_utils.reward_models import MazeRewardMLP, RewardModel
 
 N, S, W, E = 0, 1, 2, 3
 
@@ -185,11 +185,11 @@ def test_training_is_deterministic_given_seed(episodes, one_thread):
         pref.train_preference_model(model, pairs, labels, epochs=0)
 
 
-def test_normalise_rewards():
+def test_true_reward_fit():
     tr = epic.maze_transitions()
     torch.manual_seed(0)
     model = MazeRewardMLP(hidden=16)
-    shift, scale, normalised = pref.normalise_rewards(model, tr["s"], tr["s_next"], tr["reward"])
+    shift, scale, normalised = pref.true_reward_fit(model, tr["s"], tr["s_next"], tr["reward"])
     out = normalised.predict(tr["s"], tr["s_next"]).astype(np.float64)
     goal = tr["reward"] > 0
     assert out[~goal].mean() == pytest.approx(0.0, abs=1e-5) and out[goal].mean() == pytest.approx(1.0, abs=1e-5)
@@ -201,7 +201,36 @@ def test_normalise_rewards():
     assert epic.epic_distance(normalised, raw + shift, tr) == pytest.approx(expected, abs=1e-5)
     assert epic.epic_distance(normalised, raw, tr) > 1e-3
     with pytest.raises(ValueError, match="goal"):
-        pref.normalise_rewards(model, tr["s"], tr["s_next"], np.zeros(len(tr["reward"])))
+        pref.true_reward_fit(model, tr["s"], tr["s_next"], np.zeros(len(tr["reward"])))
+
+
+class _Linear(RewardModel):
+    """R(s, s') = w * (number of goal cells in s - in s'), a model whose output is computed here by hand."""
+
+    def __init__(self, w: float) -> None:
+        super().__init__()
+        self.w = w
+
+    def forward(self, s: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
+        count = lambda g: (g == GOAL).flatten(1).sum(1).to(torch.float64)  # noqa: E731
+        return self.w * (count(s) - count(s_next))
+
+
+def test_standardise_rewards_by_hand_and_keeps_a_reversed_model_reversed():
+    s = np.zeros((4, 2, 2), np.int64)
+    s[0, 0, 0] = s[1, 0, 0] = GOAL  # transitions 0 and 1 lose a goal: raw rewards w, w, 0, 0
+    s_next = np.zeros_like(s)
+    shift, scale, model = pref.standardise_rewards(_Linear(3.0), s, s_next)
+    # raw rewards 3, 3, 0, 0: mean 1.5, population sd 1.5
+    assert (shift, scale) == pytest.approx((-1.5, 1 / 1.5))
+    np.testing.assert_allclose(model.predict(s, s_next), [1, 1, -1, -1], atol=1e-6)
+    shift, scale, reversed_ = pref.standardise_rewards(_Linear(-2.0), s, s_next)
+    assert (shift, scale) == pytest.approx((1.0, 1.0))  # raw -2, -2, 0, 0: mean -1, sd 1
+    out = reversed_.predict(s, s_next)
+    np.testing.assert_allclose(out, [-1, -1, 1, 1], atol=1e-6)
+    assert scale > 0 and out[:2].max() < out[2:].min()  # goals still ranked below the rest
+    with pytest.raises(ValueError, match="constant"):
+        pref.standardise_rewards(_Linear(0.0), s, s_next)
 
 
 # -- acceptance ---------------------------------------------------------------------------------------

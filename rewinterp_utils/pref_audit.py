@@ -1,0 +1,136 @@
+"""Reward distances and the question "does an audit signal predict the outcome of retraining?" (preferences chapter).
+
+:func:`distance_tables` sets EPIC beside MSE and rank correlation; :func:`epic_or_nan` is EPIC where it is
+defined; :func:`kind_summary` is the per-kind table of audit signals.
+
+For each audit signal (one value per learned reward model), :func:`spearman_interval` gives Spearman's rank
+correlation with the true return of PPO retrained on that model and a bootstrap interval over the models;
+:func:`signal_verdict` reads the interval (a distance or error *predicts* the outcome when its interval lies below
+0); :func:`predictive_table` does both for every signal, :func:`predictive_answer` says the result in one sentence
+and :func:`predictive_verdict` is the chapter's claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from rewinterp_utils.claims import Verdict, fmt_spread
+from rewinterp_utils.epic import epic_distance, mse, spearman
+from rewinterp_utils.reward_models import RewardModel
+
+PREDICTS = "predicts"
+WRONG_WAY = "runs the wrong way"
+NO_EVIDENCE = "no evidence"
+UNDEFINED = "undefined"
+FLAT = "outcomes do not vary"
+"""The verdicts :func:`signal_verdict` gives."""
+
+
+def _varies(v: np.ndarray) -> bool:
+    return bool(np.ptp(v) > 0)
+
+
+def spearman_interval(x: Sequence[float], y: Sequence[float], n_boot: int = 2000, seed: int = 0,
+                      level: float = 0.95) -> tuple[float, float, float]:
+    """Spearman's rho of ``x`` with ``y`` and its percentile bootstrap interval at ``level``: ``n_boot`` resamples
+    of the pairs drawn from ``default_rng(seed)`` (the same resamples for every ``x`` of one length), resamples in
+    which either side is constant skipped. ``(nan, nan, nan)`` when ``x`` is not finite or either side is
+    constant."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of one length, got shapes {x.shape} and {y.shape}")
+    if not (np.isfinite(x).all() and _varies(x) and _varies(y)):
+        return np.nan, np.nan, np.nan
+    boot = np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))
+    reps = [spearmanr(x[b], y[b]).statistic for b in boot if _varies(x[b]) and _varies(y[b])]
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.nanpercentile(reps, [tail, 100 - tail]) if reps else (np.nan, np.nan)
+    return float(spearmanr(x, y).statistic), float(lo), float(hi)
+
+
+def signal_verdict(x: Sequence[float], y: Sequence[float], lo: float, hi: float) -> str:
+    """How a signal ``x`` relates to the outcomes ``y``, given its interval ``[lo, hi]``: :data:`FLAT` when the
+    outcomes are all equal, :data:`UNDEFINED` when ``x`` is not finite, :data:`PREDICTS` when ``hi < 0`` (a
+    lower signal goes with a higher outcome), :data:`WRONG_WAY` when ``lo > 0``, else :data:`NO_EVIDENCE`."""
+    if not _varies(np.asarray(y, dtype=float)):
+        return FLAT
+    if not np.isfinite(np.asarray(x, dtype=float)).all():
+        return UNDEFINED
+    if hi < 0:
+        return PREDICTS
+    if lo > 0:
+        return WRONG_WAY
+    return NO_EVIDENCE
+
+
+def predictive_table(signals: Mapping[str, Sequence[float]], outcome: Sequence[float], n_boot: int = 2000,
+                     seed: int = 0) -> pd.DataFrame:
+    """One row per signal (index: its name): ``rho``, the interval's ``lo`` and ``hi``
+    (:func:`spearman_interval`) and the ``verdict`` (:func:`signal_verdict`)."""
+    rows = {}
+    for name, x in signals.items():
+        rho, lo, hi = spearman_interval(x, outcome, n_boot, seed)
+        rows[name] = {"rho": rho, "lo": lo, "hi": hi, "verdict": signal_verdict(x, outcome, lo, hi)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("signal")
+
+
+def predictive_answer(table: pd.DataFrame) -> str:
+    """The result of :func:`predictive_table` in one sentence: which signals predict (a lower value goes with a
+    higher return) and which run the wrong way."""
+    if (table["verdict"] == FLAT).all():
+        return "outcomes do not vary across models: no signal can predict them"
+    winners = list(table.index[table["verdict"] == PREDICTS])
+    reverse = list(table.index[table["verdict"] == WRONG_WAY])
+    answer = (f"a lower {', '.join(winners)} goes with a higher return" if winners
+              else "no signal's interval lies below 0")
+    if reverse:
+        answer += f"; a higher {', '.join(reverse)} also goes with a higher return"
+    return answer
+
+
+def predictive_verdict(table: pd.DataFrame, level: float = 0.95) -> Verdict:
+    """The claim "an audit signal predicts the retrained return": ``predicts`` when some signal does, else
+    ``no signal``."""
+    outcome = PREDICTS if (table["verdict"] == PREDICTS).any() else "no signal"
+    return Verdict(outcome, f"a signal predicts when the {level:.0%} bootstrap interval of its rank correlation "
+                            "with the return lies below 0")
+
+
+def epic_or_nan(reward_a: np.ndarray | RewardModel, reward_b: np.ndarray | RewardModel, transitions: dict,
+                coverage: str | np.ndarray = "uniform", gamma: float = 0.97) -> float:
+    """:func:`~rewinterp_utils.epic.epic_distance`, or NaN (with the reason printed) where it is undefined: a
+    reward constant on the covered transitions, e.g. the true reward under an expert that never reached a goal."""
+    try:
+        return epic_distance(reward_a, reward_b, transitions, coverage=coverage, gamma=gamma)
+    except ValueError as e:
+        print(f"EPIC undefined: {e}")
+        return float("nan")
+
+
+def distance_tables(values: Mapping[str, np.ndarray], transitions: dict, gamma: float,
+                    reference: str = "true") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """For rewards ``values`` (name -> ``(N,)`` on ``transitions``, uniform coverage): the EPIC distance of every
+    pair (a symmetric table), and per reward its EPIC, MSE and rank correlation (Spearman) to ``values[reference]``."""
+    v = {k: np.asarray(x, dtype=np.float64) for k, x in values.items()}
+    matrix = pd.DataFrame({a: {b: epic_distance(v[a], v[b], transitions, gamma=gamma) for b in v} for a in v})
+    ref = v[reference]
+    to_ref = pd.DataFrame({"EPIC": matrix[reference],
+                           "MSE": {k: mse(x, ref) for k, x in v.items()},
+                           "rank correlation": {k: spearman(x, ref) for k, x in v.items()}})
+    return matrix, to_ref
+
+
+def kind_summary(table: pd.DataFrame, columns: Sequence[str], sci: Sequence[str] = ()) -> pd.DataFrame:
+    """Per kind of model (the ``kind`` index level of ``table``, one row per model): each column as
+    :func:`~rewinterp_utils.claims.fmt_spread` over the models (scientific notation for ``sci``), ``–`` where a
+    value is missing."""
+    out = {}
+    for col in columns:
+        out[col] = {kind: fmt_spread(sub[col], 2, sci=col in sci)
+                    if np.isfinite(sub[col].to_numpy(dtype=float)).all() else "–"
+                    for kind, sub in table.groupby(level="kind")}
+    return pd.DataFrame(out)
