@@ -109,6 +109,12 @@ def interval_verdict(values: Iterable[float], test: Callable[[np.ndarray], np.nd
     return Verdict(_by_ends(bool(ok[0]), bool(ok[1])), criterion, _interval_text(lo, hi, len(v), unit))
 
 
+def exact_verdict(ok: bool, says: str) -> Verdict:
+    """A claim about one computed value with no seeds to vary (e.g. a distance between two fixed rewards): *holds*
+    or *does not hold*, never undecided."""
+    return Verdict(HOLDS if ok else FAILS, f"holds: {says} (computed once, no seeds)", "exact")
+
+
 def errs_like_paper(values: Iterable[float], paper: float, true: float) -> Verdict:
     """For a counterfactual whose true reward is ``true``: *holds* when the interval of the mean over seeds lies
     on the side of ``true`` where the paper's model erred (``paper``), *does not hold* when it lies on the other
@@ -121,23 +127,41 @@ def errs_like_paper(values: Iterable[float], paper: float, true: float) -> Verdi
                             f"paper's did ({paper:g})")
 
 
-def below(a: Sequence[float], b: Sequence[float], what_a: str, what_b: str, margin: float = 0.0) -> Verdict:
-    """Is ``a`` (one value per seed) below ``b``? On the :data:`CONFIDENCE` Welch interval of mean(a) - mean(b):
-    *holds* (below) when it lies under ``-margin``, *does not hold* when it lies at or above ``-margin``,
-    *undecided* when it straddles ``-margin`` or a side has a single seed (no spread to judge by)."""
-    va, vb = as_values(a, what_a), as_values(b, what_b)
-    criterion = (f"holds: {what_a} below {what_b}" + (f" by more than {margin:g}" if margin else "")
-                 + f" over the whole {CONFIDENCE:.0%} interval of the difference of means over seeds (does not "
-                 f"hold: nowhere on it; undecided: the interval straddles it, or one seed on a side)")
-    if len(va) < 2 or len(vb) < 2:
-        return Verdict(UNDECIDED, criterion, f"1 seed on a side ({len(va)} and {len(vb)}): no interval")
+def _difference(va: np.ndarray, vb: np.ndarray) -> tuple[float, float, str]:
+    """The :data:`CONFIDENCE` Welch interval of mean(a) - mean(b) and its text (both sides need two seeds)."""
     qa, qb = va.var(ddof=1) / len(va), vb.var(ddof=1) / len(vb)
     se = math.sqrt(qa + qb)
     df = (qa + qb) ** 2 / (qa ** 2 / (len(va) - 1) + qb ** 2 / (len(vb) - 1)) if se > 0 else 1.0
     d = float(va.mean() - vb.mean())
     lo, hi = d - _t(df) * se, d + _t(df) * se
-    text = f"{CONFIDENCE:.0%} interval of the difference [{lo:.3g}, {hi:.3g}] ({len(va)} and {len(vb)} seeds)"
-    return Verdict(_by_ends(lo < -margin, hi < -margin), criterion, text)
+    return lo, hi, f"{CONFIDENCE:.0%} interval of the difference [{lo:.3g}, {hi:.3g}] ({len(va)} and {len(vb)} seeds)"
+
+
+def _compare(a: Sequence[float], b: Sequence[float], what_a: str, what_b: str, margin: float,
+             claim_below: bool) -> Verdict:
+    va, vb = as_values(a, what_a), as_values(b, what_b)
+    says = (f"{what_a} below {what_b}" + (f" by more than {margin:g}" if margin else "") if claim_below
+            else f"{what_a} not below {what_b}" + (f" by more than {margin:g}" if margin else ""))
+    criterion = (f"holds: {says} over the whole {CONFIDENCE:.0%} interval of the difference of means over seeds "
+                 f"(does not hold: nowhere on it; undecided: the interval straddles it, or one seed on a side)")
+    if len(va) < 2 or len(vb) < 2:
+        return Verdict(UNDECIDED, criterion, f"1 seed on a side ({len(va)} and {len(vb)}): no interval")
+    lo, hi, text = _difference(va, vb)
+    ends = (lo < -margin, hi < -margin) if claim_below else (lo >= -margin, hi >= -margin)
+    return Verdict(_by_ends(*ends), criterion, text)
+
+
+def below(a: Sequence[float], b: Sequence[float], what_a: str, what_b: str, margin: float = 0.0) -> Verdict:
+    """Is ``a`` (one value per seed) below ``b``? On the :data:`CONFIDENCE` Welch interval of mean(a) - mean(b):
+    *holds* when it lies under ``-margin``, *does not hold* when it lies at or above ``-margin``, *undecided* when
+    it straddles ``-margin`` or a side has a single seed (no spread to judge by)."""
+    return _compare(a, b, what_a, what_b, margin, claim_below=True)
+
+
+def not_below(a: Sequence[float], b: Sequence[float], what_a: str, what_b: str, margin: float = 0.0) -> Verdict:
+    """The claim "``a`` does as well as ``b``, within ``margin``": :func:`below`'s interval with holds and does
+    not hold swapped (*holds* when the whole interval of mean(a) - mean(b) is at or above ``-margin``)."""
+    return _compare(a, b, what_a, what_b, margin, claim_below=False)
 
 
 def ratio_text(a: float, b: float) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from rewinterp_utils.claims import Verdict, fmt_spread
+from rewinterp_utils.claims import FAILS, HOLDS, UNDECIDED, Verdict, fmt_spread
 from rewinterp_utils.epic import epic_distance, mse, spearman
 from rewinterp_utils.reward_models import RewardModel
 
@@ -93,11 +93,13 @@ def predictive_answer(table: pd.DataFrame) -> str:
 
 
 def predictive_verdict(table: pd.DataFrame, level: float = 0.95) -> Verdict:
-    """The claim "an audit signal predicts the retrained return": ``predicts`` when some signal does, else
-    ``no signal``."""
-    outcome = PREDICTS if (table["verdict"] == PREDICTS).any() else "no signal"
-    return Verdict(outcome, f"a signal predicts when the {level:.0%} bootstrap interval of its rank correlation "
-                            "with the return lies below 0")
+    """The claim "an audit signal predicts the retrained return": *holds* when some signal's interval lies below
+    0, *does not hold* when every signal's lies above 0 (each runs the wrong way), else *undecided*."""
+    verdicts = table["verdict"]
+    outcome = HOLDS if (verdicts == PREDICTS).any() else FAILS if (verdicts == WRONG_WAY).all() else UNDECIDED
+    return Verdict(outcome, f"holds when the {level:.0%} bootstrap interval of some signal's rank correlation with "
+                            "the return lies below 0 (does not hold: every signal's lies above 0; undecided: "
+                            "otherwise)", "; ".join(f"{k} [{r.lo:.2f}, {r.hi:.2f}]" for k, r in table.iterrows()))
 
 
 def epic_or_nan(reward_a: np.ndarray | RewardModel, reward_b: np.ndarray | RewardModel, transitions: dict,

@@ -19,8 +19,10 @@ from rewinterp_utils.claims import (
     Verdict,
     below,
     errs_like_paper,
+    exact_verdict,
     interval_verdict,
     mean_interval,
+    not_below,
     ratio_text,
     sanity_claim,
     save_claims,
@@ -59,6 +61,11 @@ def test_interval_verdict_interval_text_and_bad_values():
         interval_verdict([], lambda v: v > 0, "x")
     with pytest.raises(ValueError, match="finite"):
         interval_verdict([1.0, math.nan], lambda v: v > 0, "x")
+
+
+def test_exact_verdict():
+    assert exact_verdict(True, "EPIC < 0.01") == Verdict(HOLDS, "holds: EPIC < 0.01 (computed once, no seeds)", "exact")
+    assert exact_verdict(False, "x").outcome == FAILS
 
 
 # -- errs_like_paper --------------------------------------------------------------------------------------
@@ -107,6 +114,20 @@ def test_below(a, b, margin, verdict):
     assert got.outcome == verdict, (a, b, margin)
     assert got.criterion.startswith("holds: hidden below shown")
     assert (f" by more than {margin:g}" in got.criterion) == bool(margin)
+
+
+@pytest.mark.parametrize("a, b, margin, verdict", [
+    (B, A, 0.0, HOLDS),  # [2.259, 5.741] >= 0
+    (A, B, 0.0, FAILS),
+    (A, B, 2.3, UNDECIDED),
+    (A, B, 6.0, HOLDS),  # -5.741 >= -6: not worse by more than the margin
+    ([4.0, 4.0], [4.0, 4.0], 0.0, HOLDS),
+    ([2.0], B, 0.0, UNDECIDED),
+])
+def test_not_below_swaps_the_claim(a, b, margin, verdict):
+    got = not_below(a, b, "learned", "true", margin=margin)
+    assert got.outcome == verdict, (a, b, margin)
+    assert got.criterion.startswith("holds: learned not below true")
 
 
 def test_below_interval_text_and_bad_values():

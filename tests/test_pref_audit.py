@@ -63,10 +63,11 @@ def test_predictive_table_answer_and_verdict():
     assert table["verdict"].tolist() == [pa.PREDICTS, pa.NO_EVIDENCE, pa.WRONG_WAY]
     assert pa.predictive_answer(table) == ("a lower error goes with a higher return; "
                                            "a higher wrong also goes with a higher return")
-    assert pa.predictive_verdict(table).outcome == "predicts"
+    assert pa.predictive_verdict(table).outcome == "holds"
     none = table.assign(verdict=[pa.NO_EVIDENCE] * 3)
     assert pa.predictive_answer(none) == "no signal's interval lies below 0"
-    assert pa.predictive_verdict(none).outcome == "no signal"
+    assert pa.predictive_verdict(none).outcome == "undecided"
+    assert pa.predictive_verdict(table.assign(verdict=[pa.WRONG_WAY] * 3)).outcome == "does not hold"
     flat = pa.predictive_table(signals, np.ones(8), n_boot=10)
     assert pa.predictive_answer(flat).startswith("outcomes do not vary")
 
