@@ -129,6 +129,24 @@ def test_the_notebooks_code_is_part_of_the_identity(tmp_path, monkeypatch, edit,
     assert (after == before) is same and (after["code"] == before["code"]) is same
 
 
+def test_a_new_default_changes_only_the_cells_that_take_it(tmp_path, monkeypatch, request):
+    """The parameters cell is not code of the identity: its values are, one by one. A new default seed changes the
+    cell that takes the default, not the cell given its seed."""
+    stage = get_stage("maze_expert")
+    default, given = stage.cell("smoke").identity, stage.cell("smoke", seed=3).identity
+
+    def new_default(nb):
+        cell = first_code(nb, "parameters")
+        cell.source = cell.source.replace("seed = 0", "seed = 7")
+
+    folder = edited_notebooks(tmp_path / "nb", "maze_expert", new_default)
+    monkeypatch.setattr(stages, "notebooks_dir", lambda: folder)
+    stages.notebook_parameters.cache_clear()  # papermill reads the new default (and the real ones after the test)
+    request.addfinalizer(stages.notebook_parameters.cache_clear)
+    assert stage.cell("smoke", seed=3).identity == given
+    assert stage.cell("smoke").identity["seed"] == 7 != default["seed"]
+
+
 def test_a_cell_made_by_other_notebook_code_is_remade_and_so_are_the_cells_that_read_it(root, tmp_path,
                                                                                           monkeypatch):
     make("maze_expert")
