@@ -197,14 +197,15 @@ def verify(cell: Cell) -> Path:
             raise ArtifactError(f"artifact {folder} was made from an upstream artifact that has changed since "
                                 f"({name}): {how_to_make(cell)}")
         if not cell.overrides and not _is_current(f.parent, cell.profile):
-            raise ArtifactError(f"artifact {folder} was made from {name}, which the profile's sizes or the "
-                                f"stage's parameters no longer give: {how_to_make(cell)}")
+            raise ArtifactError(f"artifact {folder} was made from {name}, which today's sizes, parameters or "
+                                f"notebook code no longer give: {how_to_make(cell)}")
     return folder
 
 
 def _is_current(folder: Path, profile: str) -> bool:
-    """Whether the cell in ``folder`` is the one ``profile`` makes today for the same parameters (its sizes and
-    parameters not changed since, e.g. a new parameter or another learning rate in ``profiles.py``)."""
+    """Whether the cell in ``folder`` is the one ``profile`` makes today for the same parameters (its sizes,
+    parameters and notebook code not changed since, e.g. a new parameter or another learning rate in
+    ``profiles.py``)."""
     identity = read_manifest(folder).get("identity") or {}
     stage = STAGES.get(identity.get("stage"))
     if stage is None or identity.get("profile") != profile:
