@@ -70,6 +70,8 @@ def test_size_reads_finds_every_resolve_call():
               'b = profiles.resolve(\n    "maze_expert",\n    "paper",\n).gamma\n'
               'c = Path(".").resolve()\n')
     assert size_reads(source) == [("maze_sanity", None), ("maze_expert", "paper")]
+    # a cell Python cannot tokenize (an unclosed string) is read line by line
+    assert size_reads('a = resolve("maze_sanity", profile)\nb = """open\n') == [("maze_sanity", None)]
     for unreadable in ('resolve(name, profile)', 'resolve("maze_expert", other)', 'resolve("maze_expert")',
                        'resolve(f"maze_{x}", profile)', 'x = SIZES["default"]["maze_expert"]'):
         with pytest.raises(ValueError):

@@ -20,17 +20,20 @@ import tokenize
 from functools import cache
 from pathlib import Path
 
-_SKIP = {tokenize.COMMENT, tokenize.NL, tokenize.ENDMARKER}
-_SHAPE_ONLY = {tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}  # their text is whitespace
+_SKIP = {"COMMENT", "NL", "ENDMARKER"}
+_SHAPE_ONLY = {"NEWLINE", "INDENT", "DEDENT"}  # their text is whitespace
 
 
-def tokens(source: str) -> list[tuple[int, str]]:
-    """``(token type, text)`` of ``source`` without comments and layout (indentation kept as INDENT/DEDENT)."""
+def tokens(source: str) -> list[tuple[str, str]]:
+    """``(token type name, text)`` of ``source`` without comments and layout (indentation kept as INDENT/DEDENT);
+    ``("LINE", line)`` for each non-blank line of a source Python cannot tokenize. Type names, not numbers: the
+    numbers differ between Python versions."""
     try:
         found = list(tokenize.generate_tokens(io.StringIO(source).readline))
     except (tokenize.TokenError, SyntaxError):
-        return [(-1, line.rstrip()) for line in source.splitlines() if line.strip()]
-    return [(t.type, "" if t.type in _SHAPE_ONLY else t.string) for t in found if t.type not in _SKIP]
+        return [("LINE", line.rstrip()) for line in source.splitlines() if line.strip()]
+    named = [(tokenize.tok_name[t.type], t.string) for t in found]
+    return [(kind, "" if kind in _SHAPE_ONLY else text) for kind, text in named if kind not in _SKIP]
 
 
 def code_cells(path: Path) -> list[str]:
@@ -71,29 +74,29 @@ def size_reads(source: str) -> list[tuple[str, str | None]]:
     ``SIZES`` read directly."""
     toks = []
     for kind, text in tokens(source):
-        if kind == -1:  # a line of a cell Python cannot tokenize: read on its own
+        if kind == "LINE":  # a line of a cell Python cannot tokenize: read on its own
             toks += tokens(text) if "resolve" in text or "SIZES" in text else []
-        elif kind != tokenize.NEWLINE:
+        elif kind != "NEWLINE":
             toks.append((kind, text))
     reads = []
     for i, (kind, text) in enumerate(toks):
-        if kind == -1:
+        if kind == "LINE":
             raise ValueError(f"cannot read `{text}`: it may read sizes (write the call on a line of its own)")
-        if (kind, text) == (tokenize.NAME, "SIZES"):
+        if (kind, text) == ("NAME", "SIZES"):
             raise ValueError("reads profiles.SIZES directly: read sizes with resolve(\"<entry>\", profile)")
-        if kind != tokenize.NAME or text != "resolve" or toks[i + 1:i + 2] != [(tokenize.OP, "(")]:
+        if (kind, text) != ("NAME", "resolve") or toks[i + 1:i + 2] != [("OP", "(")]:
             continue
-        if i >= 1 and toks[i - 1] == (tokenize.OP, ".") and (i < 2 or toks[i - 2] != (tokenize.NAME, "profiles")):
+        if i >= 1 and toks[i - 1] == ("OP", ".") and (i < 2 or toks[i - 2] != ("NAME", "profiles")):
             continue  # another object's resolve (Path.resolve)
         args = toks[i + 2:i + 6]
         call = " ".join(t for _, t in toks[i:i + 6])
-        if (len(args) < 4 or args[0][0] != tokenize.STRING or args[1] != (tokenize.OP, ",")
-                or args[3] not in ((tokenize.OP, ")"), (tokenize.OP, ","))
-                or args[2] != (tokenize.NAME, "profile") and args[2][0] != tokenize.STRING):
+        if (len(args) < 4 or args[0][0] != "STRING" or args[1] != ("OP", ",")
+                or args[3] not in (("OP", ")"), ("OP", ","))
+                or args[2] != ("NAME", "profile") and args[2][0] != "STRING"):
             raise ValueError(f"cannot tell which sizes `{call} ...` reads: write resolve(\"<entry>\", profile) "
                              f"or resolve(\"<entry>\", \"<profile>\")")
         entry = _literal(args[0][1], call)
-        reads.append((entry, None if args[2][0] == tokenize.NAME else _literal(args[2][1], call)))
+        reads.append((entry, None if args[2][0] == "NAME" else _literal(args[2][1], call)))
     return reads
 
 
