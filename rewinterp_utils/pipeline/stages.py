@@ -7,11 +7,10 @@ parameters (their names and defaults) is the notebook's own ``parameters`` cell,
 ``papermill.inspect_notebook``: defaults live in exactly one place.
 
 A :class:`Cell` is a stage with every parameter set: it owns its identity (the parameters, resolved sizes, the
-other stages' sizes its notebook reads and its notebook's code: everything that determines its results), its folder
-name (:attr:`Cell.key`) and its metrics namespace. Where its artifacts
-live and what they hold is the artifact store's business (:mod:`~rewinterp_utils.pipeline.artifacts`): this
-module imports nothing of the pipeline but the profiles and the code hashes
-(:mod:`~rewinterp_utils.pipeline.codehash`).
+other stages' sizes its notebook reads and its notebook's code: everything that determines its results), its
+folder name (:attr:`Cell.key`) and its metrics namespace. Where its artifacts live and what they hold is the
+artifact store's business (:mod:`~rewinterp_utils.pipeline.artifacts`): this module imports nothing of the
+pipeline but the profiles and the code hashes (:mod:`~rewinterp_utils.pipeline.codehash`).
 
 **Metric keys.** A notebook writes keys local to its cell (``test_mse``, ``clipped_return``). In
 ``summary.json`` every key is ``<namespace>.<local key>``, the namespace being the stage's ``metrics``
