@@ -22,7 +22,7 @@ import pytest
 
 from conftest import plant_notebooks, run_notebook
 from rewinterp_utils.pipeline import artifacts as art
-from rewinterp_utils.pipeline import runner
+from rewinterp_utils.pipeline import runner, stages
 from rewinterp_utils.pipeline.artifacts import StoredCell, cell_dir, is_done
 from rewinterp_utils.pipeline.backends import LocalBackend
 from rewinterp_utils.pipeline.profiles import resolve
@@ -96,7 +96,8 @@ def test_missing_upstream_names_what_to_run(tmp_path, monkeypatch):
     assert "rewinterp run --profile smoke" in err.evalue and "maze_reward_model.ipynb" in err.evalue
 
 
-def test_an_upstream_build_that_fails_stops_the_notebook_naming_the_cell_and_its_notebook(tmp_path):
+def test_an_upstream_build_that_fails_stops_the_notebook_naming_the_cell_and_its_notebook(tmp_path,
+                                                                                              monkeypatch):
     """``maze_dataset`` run alone builds its missing expert on demand; the expert's notebook raises (planted): the
     notebook stops with an ``ArtifactError`` naming the expert cell and its kept executed notebook; the dataset
     cell is not made."""
@@ -110,6 +111,7 @@ def test_an_upstream_build_that_fails_stops_the_notebook_naming_the_cell_and_its
                            "--execution-timeout", "600"], env=env, cwd=tmp_path, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode != 0
+    monkeypatch.setattr(stages, "notebooks_dir", lambda: planted / "rewinterp_notebooks")  # the planted code's cell
     expert = get_stage("maze_expert").cell("smoke")
     failed = root / "smoke" / "maze_expert" / f"{expert.key}.failed.ipynb"
     assert "ArtifactError" in done.stderr and f"building upstream cell {expert.describe()} failed" in done.stderr

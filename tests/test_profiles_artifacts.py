@@ -15,6 +15,7 @@ from rewinterp_utils.data import load_transitions, rollout_transitions, save_tra
 from rewinterp_utils.envs.maze import AGENT, GOAL
 from rewinterp_utils.pipeline import artifacts as art
 from rewinterp_utils.pipeline.artifacts import cell_dir
+from rewinterp_utils.pipeline.codehash import notebook_code_hash, package_hash
 from rewinterp_utils.pipeline.profiles import PROFILES, SIZE_FIELDS, SIZES, check_profile, resolve
 from rewinterp_utils.pipeline.stages import STAGES, Stage, check_chapter, get_stage
 from rewinterp_utils.wrappers import LearnedRewardVecEnv
@@ -372,7 +373,8 @@ def test_finish_publishes_manifest_and_metrics(root):
     c = cell("maze_expert", seed=1)
     # what identifies the cell, written out here from its parameters and the profile's table
     identity = {"stage": "maze_expert", "profile": "smoke", "seed": 1, "env_id": COINFLIP_ID,
-                "sizes": dataclasses.asdict(SIZES["smoke"]["maze_expert"])}
+                "sizes": dataclasses.asdict(SIZES["smoke"]["maze_expert"]), "reads": {},
+                "code": notebook_code_hash(REPO / "notebooks" / "maze_expert.ipynb")}
     tmp = run.dir
     folder = _finish(run, b"abc", {"loss": 0.25, "return": 1.0})
     took = time.perf_counter() - t0
@@ -383,6 +385,7 @@ def test_finish_publishes_manifest_and_metrics(root):
     assert art.read_metrics(folder) == {"loss": 0.25, "return": 1.0} == art.StoredCell(c).metrics
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["identity"] == identity and 0 <= manifest["elapsed_s"] <= round(took, 3) + 1e-3
+    assert manifest["package"] == package_hash()
     assert manifest["files"] == {
         "metrics.json": hashlib.sha256((folder / "metrics.json").read_bytes()).hexdigest(),
         "model.pt": hashlib.sha256(b"abc").hexdigest(),

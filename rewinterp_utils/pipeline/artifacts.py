@@ -2,7 +2,8 @@
 
 Layout: ``<root>/<profile>/<stage>/<cell key>/`` (see :attr:`Cell.key <rewinterp_utils.pipeline.stages.Cell.key>`)
 holding the stage's files, ``metrics.json`` (local keys), ``manifest.json`` (the cell's identity, a SHA-256 of
-every file, the manifests of the upstream cells it read, start and end times) and, when the runner made it,
+every file, the manifests of the upstream cells it read, start and end times, the device and a hash of the
+package code that made it, ``package``) and, when the runner made it,
 ``executed.ipynb``. A cell writes into a hidden temporary folder and renames it into place in one step at its end;
 under the runner that step also moves the executed notebook in, so a cell is done exactly when its manifest
 verifies. The root is ``$REWINTERP_ARTIFACTS`` if set, else ``./artifacts`` under the working directory.
@@ -25,6 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from rewinterp_utils.pipeline.codehash import package_hash
+from rewinterp_utils.pipeline.launch import worker_command
 from rewinterp_utils.pipeline.stages import STAGES, Cell, get_stage
 
 MANIFEST, METRICS, EXECUTED = "manifest.json", "metrics.json", "executed.ipynb"
@@ -181,7 +184,8 @@ def verify(cell: Cell) -> Path:
     found = manifest.get("identity")
     if found != cell.identity:
         diff = {k: ((found or {}).get(k), v) for k, v in cell.identity.items() if (found or {}).get(k) != v}
-        raise ArtifactError(f"artifact {folder} was made with other parameters (found, wanted): {diff}; "
+        raise ArtifactError(f"artifact {folder} was made with other parameters, sizes or notebook code "
+                            f"(found, wanted): {diff}; "
                             f"{how_to_make(cell)}")
     for name, digest in manifest.get("files", {}).items():
         f = folder / name
@@ -193,19 +197,20 @@ def verify(cell: Cell) -> Path:
             raise ArtifactError(f"artifact {folder} was made from an upstream artifact that has changed since "
                                 f"({name}): {how_to_make(cell)}")
         if not cell.overrides and not _is_current(f.parent, cell.profile):
-            raise ArtifactError(f"artifact {folder} was made from {name}, which the profile's sizes or the "
-                                f"stage's parameters no longer give: {how_to_make(cell)}")
+            raise ArtifactError(f"artifact {folder} was made from {name}, which today's sizes, parameters or "
+                                f"notebook code no longer give: {how_to_make(cell)}")
     return folder
 
 
 def _is_current(folder: Path, profile: str) -> bool:
-    """Whether the cell in ``folder`` is the one ``profile`` makes today for the same parameters (its sizes and
-    parameters not changed since, e.g. a new parameter or another learning rate in ``profiles.py``)."""
+    """Whether the cell in ``folder`` is the one ``profile`` makes today for the same parameters (its sizes,
+    parameters and notebook code not changed since, e.g. a new parameter or another learning rate in
+    ``profiles.py``)."""
     identity = read_manifest(folder).get("identity") or {}
     stage = STAGES.get(identity.get("stage"))
     if stage is None or identity.get("profile") != profile:
         return True  # another profile's or a retired stage's cell: not ours to judge
-    params = {k: v for k, v in identity.items() if k not in ("stage", "profile", "sizes") and k in stage.parameters}
+    params = {k: v for k, v in identity.items() if k in stage.parameters}
     try:
         return stage.cell(profile, **params).identity == identity
     except ValueError:
@@ -283,6 +288,7 @@ class StageRun:
         from rewinterp_utils.device import torch_device
 
         self.device = str(torch_device())  #: where this cell computes (``REWINTERP_DEVICE``), checked before anything
+        self.package = package_hash()  #: the package code this cell runs (a hash, see ``codehash``)
 
     def __repr__(self) -> str:
         custom = f", custom sizes {self.cell.overrides}" if self.cell.overrides else ""
@@ -341,7 +347,8 @@ class StageRun:
         (self.dir / METRICS).write_text(text)
         files = {p.relative_to(self.dir).as_posix(): sha256(p) for p in sorted(self.dir.rglob("*")) if p.is_file()}
         manifest = {"identity": self.identity, "files": files, "upstream": self._upstream, "started": self._started,
-                    "finished": _now(), "elapsed_s": round(time.perf_counter() - self._t0, 3), "device": self.device}
+                    "finished": _now(), "elapsed_s": round(time.perf_counter() - self._t0, 3), "device": self.device,
+                    "package": self.package}
         (self.dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
         handoff = os.environ.get(HANDOFF_ENV)
         if handoff:
@@ -381,8 +388,8 @@ def build_on_demand(cell: Cell) -> Path:
                                       bar_format="{desc}: {bar} {n}/{total} s (roughly)") as bar:
         env = {k: v for k, v in os.environ.items() if k not in (HANDOFF_ENV, RUNNER_ENV)}
         log = tempfile.TemporaryFile(mode="w+")
-        proc = subprocess.Popen([sys.executable, "-m", "rewinterp_utils.pipeline.worker", cell.spec(), str(workdir)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        proc = subprocess.Popen(worker_command(cell, workdir), env=env, stdout=subprocess.DEVNULL, stderr=log,
+                                text=True)
         t0 = time.monotonic()
         while proc.poll() is None:
             time.sleep(1.0)

@@ -6,10 +6,11 @@ stages it reads from, and the namespace its metrics take in ``summary.json``. Ev
 parameters (their names and defaults) is the notebook's own ``parameters`` cell, read with
 ``papermill.inspect_notebook``: defaults live in exactly one place.
 
-A :class:`Cell` is a stage with every parameter set: it owns its identity (the parameters and resolved sizes
-that determine its results), its folder name (:attr:`Cell.key`) and its metrics namespace. Where its artifacts
-live and what they hold is the artifact store's business (:mod:`~rewinterp_utils.pipeline.artifacts`): this
-module imports nothing of the pipeline but the profiles.
+A :class:`Cell` is a stage with every parameter set: it owns its identity (the parameters, resolved sizes, the
+other stages' sizes its notebook reads and its notebook's code: everything that determines its results), its
+folder name (:attr:`Cell.key`) and its metrics namespace. Where its artifacts live and what they hold is the
+artifact store's business (:mod:`~rewinterp_utils.pipeline.artifacts`): this module imports nothing of the
+pipeline but the profiles and the code hashes (:mod:`~rewinterp_utils.pipeline.codehash`).
 
 **Metric keys.** A notebook writes keys local to its cell (``test_mse``, ``clipped_return``). In
 ``summary.json`` every key is ``<namespace>.<local key>``, the namespace being the stage's ``metrics``
@@ -33,7 +34,8 @@ from typing import Any, Mapping
 
 from rewinterp_utils.envs.atari import GAMES, SCORES
 from rewinterp_utils.envs.maze import COINFLIP, TWOGOALS, maze_ids, maze_short_name
-from rewinterp_utils.pipeline.profiles import SIZES, check_profile, resolve
+from rewinterp_utils.pipeline.codehash import code_cells, notebook_code_hash, size_reads
+from rewinterp_utils.pipeline.profiles import PROFILES, SIZES, check_profile, resolve
 from rewinterp_utils.wrappers import ATARI_REWARDS, MAZE_REWARDS
 
 CHAPTERS: tuple[str, ...] = ("gridworld", "atari", "table1", "preferences")
@@ -56,6 +58,16 @@ AUDITED_MODELS: tuple[str, ...] = ("regression", *(f"pref_{v}" for v in PREF_VAR
 def _fields(entry: str) -> tuple[str, ...]:
     """The fields of a ``profiles.SIZES`` entry."""
     return tuple(f.name for f in dataclasses.fields(SIZES["default"][entry]))
+
+
+RESERVED: tuple[str, ...] = ("stage", "profile", "sizes", "reads", "code")
+"""Keys of a cell's identity besides its parameters: no notebook parameter may take these names."""
+
+
+def _read_ref(ref: str) -> tuple[str, str | None]:
+    """``(profiles.SIZES entry, fixed profile or None)`` of an entry of :attr:`Stage.reads`."""
+    entry, _, profile = ref.partition("@")
+    return entry, profile or None
 
 
 def label(name: str, value: Any) -> str:
@@ -100,6 +112,10 @@ class Stage:
     """with ``each_page``: the swept parameters that get a page each (default: all); for the others (seeds) the
     page shows the sweep's first value"""
     always_run: bool = False  #: rerun on every ``rewinterp run`` (pages that report on the whole build)
+    reads: tuple[str, ...] = ()
+    """other ``profiles.SIZES`` entries whose sizes its notebook reads with ``resolve("<entry>", profile)``
+    (``"<entry>@<profile>"``: with ``resolve("<entry>", "<profile>")``); they are part of each cell's identity, and
+    :meth:`check` fails for a ``resolve`` call in the notebook that this does not cover"""
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -153,6 +169,35 @@ class Stage:
             raise ValueError(f"stage {self.name!r}: page_by {self.page_by} names parameters it does not sweep")
         if self.sizes is not None and self.sizes not in SIZES["default"]:
             raise ValueError(f"stage {self.name!r} reads sizes {self.sizes!r}, which profiles.SIZES does not have")
+        clash = set(params) & set(RESERVED)
+        if clash:
+            raise ValueError(f"stage {self.name!r}: its notebook's parameter(s) {', '.join(sorted(clash))} take names "
+                             f"a cell's identity uses ({', '.join(RESERVED)})")
+        for ref in self.reads:
+            entry, profile = _read_ref(ref)
+            if entry not in SIZES["default"] or (profile is not None and profile not in PROFILES):
+                raise ValueError(f"stage {self.name!r} declares it reads {ref!r}: profiles.SIZES has no such entry "
+                                 f"or profile (write '<entry>' or '<entry>@<profile>')")
+        if not self.always_run:  # a page remade on every run hides nothing
+            self.check_reads()
+
+    def check_reads(self) -> None:
+        """``ValueError`` naming the notebook and the sizes if its code reads sizes that are neither this stage's own
+        nor declared in :attr:`reads` (they would be hidden inputs: not part of its cells' identity)."""
+        path = notebooks_dir() / f"{self.name}.ipynb"
+        for source in code_cells(path):
+            try:
+                found = size_reads(source)
+            except ValueError as e:
+                raise ValueError(f"notebooks/{self.name}.ipynb (stage {self.name!r}): {e}") from None
+            for entry, profile in found:
+                if profile is None and entry == self.sizes:
+                    continue
+                ref = entry if profile is None else f"{entry}@{profile}"
+                if ref not in self.reads:
+                    raise ValueError(f"notebooks/{self.name}.ipynb reads the sizes of {entry!r}"
+                                     f"{'' if profile is None else f' at profile {profile!r}'}, which stage "
+                                     f"{self.name!r} does not declare: add {ref!r} to its row's reads in STAGES")
 
     def cell(self, profile: str, **given: Any) -> "Cell":
         """The cell of this stage with the notebook's defaults updated by ``given`` (parameters and size
@@ -238,13 +283,21 @@ class Cell:
 
     @property
     def identity(self) -> dict[str, Any]:
-        """Everything that determines the cell's results: stage, profile, parameters and resolved sizes
-        (sizes that only bound a sweep, such as ``n_seeds`` of a retraining stage, excluded)."""
+        """Everything that determines the cell's results: stage, profile, parameters, resolved sizes (sizes that
+        only bound a sweep, such as ``n_seeds`` of a retraining stage, excluded), the other stages' sizes its
+        notebook reads (``reads``) and a hash of its notebook's code (``code``, see
+        :mod:`~rewinterp_utils.pipeline.codehash`)."""
         config = self.config
         sizes = {k: v for k, v in dataclasses.asdict(config).items() if k not in self.stage.sweep_sizes} \
             if config is not None else {}
+        reads = {}
+        for ref in self.stage.reads:
+            entry, profile = _read_ref(ref)
+            reads[ref] = dataclasses.asdict(resolve(entry, profile or self.profile))
         params = {k: v for k, v in self.params.items() if k not in self.stage.size_fields}
-        return json.loads(json.dumps({"stage": self.stage.name, "profile": self.profile, **params, "sizes": sizes}))
+        code = notebook_code_hash(notebooks_dir() / f"{self.stage.name}.ipynb")
+        return json.loads(json.dumps({"stage": self.stage.name, "profile": self.profile, **params, "sizes": sizes,
+                                      "reads": reads, "code": code}))
 
     @property
     def key(self) -> str:
@@ -281,9 +334,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           sweep={"model_seed": "maze_reward_model.n_seeds"}, upstream=("maze_reward_model",),
           metrics="maze.counterfactual.model{model_seed}"),
     Stage("maze_seeds", "gridworld", "Every audit over reward-model seeds", "maze_reward_model",
-          upstream=("maze_dataset", "maze_reward_model", "maze_saliency", "maze_counterfactuals"), metrics="maze"),
+          upstream=("maze_dataset", "maze_reward_model", "maze_saliency", "maze_counterfactuals"), metrics="maze",
+          reads=("maze_counterfactuals",)),
     Stage("maze_sanity", "gridworld", "Saliency sanity checks and reward-model unit checks", "maze_sanity",
-          upstream=("maze_dataset", "maze_reward_model"), metrics="maze.sanity"),
+          upstream=("maze_dataset", "maze_reward_model"), metrics="maze.sanity", reads=("maze_reward_model",)),
     Stage("maze_retrain", "gridworld", "Retrain PPO on true or learned reward", "maze_retrain",
           sweep={"env_id": (COINFLIP, TWOGOALS), "reward": MAZE_REWARDS, "seed": "n_seeds"}, upstream=("maze_reward_model",),
           metrics="maze.retrain.{env_id}.{reward}.seed{seed}", choices={"reward": MAZE_REWARDS}),
@@ -295,7 +349,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           upstream=("atari_expert",), metrics="atari.{game}.dataset", each_page=True),
     Stage("atari_reward_model", "atari", "Fit R(s') with the score shown and hidden", "atari_reward_model",
           sweep={"game": GAMES, "score": SCORES, "model_seed": "n_seeds"}, upstream=("atari_dataset",),
-          metrics="atari.{game}.{score}.model{model_seed}", each_page=True, page_by=("game", "score")),
+          metrics="atari.{game}.{score}.model{model_seed}", each_page=True, page_by=("game", "score"),
+          reads=("atari_reward_model@paper",)),
     Stage("atari_saliency", "atari", "Saliency and the score display (Figure 4)", "atari_saliency",
           sweep={"game": GAMES, "model_seed": "atari_reward_model.n_seeds"},
           upstream=("atari_dataset", "atari_reward_model"), metrics="atari.{game}.model{model_seed}",
@@ -307,7 +362,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           "atari_reward_model", upstream=("atari_reward_model", "atari_saliency", "atari_figure5"), metrics="atari"),
     Stage("atari_sanity", "atari", "Saliency sanity checks and reward-model unit checks", "atari_sanity",
           sweep={"game": GAMES}, upstream=("atari_dataset", "atari_reward_model"), metrics="atari.sanity.{game}",
-          each_page=True),
+          each_page=True, reads=("atari_reward_model",)),
     Stage("atari_retrain", "table1", "Retrain PPO on the true or a learned reward", "atari_retrain",
           sweep={"game": "games", "score": SCORES, "reward": "rewards", "seed": "n_seeds"},
           upstream=("atari_reward_model",), metrics="atari.table1.{game}.{score}.{reward}.seed{seed}",
@@ -316,14 +371,14 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           upstream=("atari_expert", "atari_reward_model", "atari_retrain"), metrics="atari.table1"),
     Stage("maze_pref_model", "preferences", "Learn R(s, s') from preferences", "maze_preference",
           sweep={"variant": PREF_VARIANTS, "model_seed": "n_seeds"}, upstream=("maze_dataset",),
-          metrics="maze.pref.{variant}.model{model_seed}", choices={"variant": PREF_VARIANTS}),
+          metrics="maze.pref.{variant}.model{model_seed}", choices={"variant": PREF_VARIANTS}, reads=("maze_dataset",)),
     Stage("maze_pref_retrain", "preferences", "PPO on TwoGoals rewarded by each learned model", "maze_pref_retrain",
           sweep={"model": AUDITED_MODELS, "model_seed": "maze_preference.n_seeds"},
           upstream=("maze_reward_model", "maze_pref_model"), metrics="maze.pref.retrain.{model}.model{model_seed}",
           choices={"model": AUDITED_MODELS}),
     Stage("maze_pref_audit", "preferences", "The paper's audits, EPIC, and whether an audit predicts retraining",
           "maze_preference", upstream=("maze_dataset", "maze_reward_model", "maze_pref_model", "maze_pref_retrain"),
-          metrics="maze"),
+          metrics="maze", reads=("maze_expert", "maze_counterfactuals", "maze_sanity")),
     Stage("reproducing", "book", "Sizes and timings of this build", always_run=True),
     Stage("results", "book", "Every claim and its verdict, at a glance", metrics="results", always_run=True),
 )}

@@ -2,7 +2,8 @@
 
 ``summary.json`` holds every metric of the current sweep under ``<namespace>.<local key>`` (see
 :mod:`~rewinterp_utils.pipeline.stages`), ``timing.<stage>_s`` (the cells' own times added up) and
-``timing.<stage>_wall_s`` (the union of the cells' run intervals).
+``timing.<stage>_wall_s`` (the union of the cells' run intervals). :func:`other_package_cells` lists the cells
+made by package code other than the current one (the reproducing page shows them).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from rewinterp_utils.pipeline.artifacts import artifacts_root, cell_dir, is_complete, read_manifest, read_metrics
+from rewinterp_utils.pipeline.codehash import package_hash
 from rewinterp_utils.pipeline.stages import CHAPTERS, STAGES, Cell, Stage
 
 
@@ -85,3 +87,18 @@ def write_summary(profile: str, chapters: Iterable[str] = CHAPTERS, sizes: dict[
     tmp.write_text(json.dumps(summary, indent=1, sort_keys=True))
     tmp.replace(path)
     return summary
+
+
+def other_package_cells(profile: str, **kwargs: Any) -> list[tuple[Cell, str | None]]:
+    """The verified cells (``kwargs`` as for :func:`verified_cells`) whose manifest records package code other than
+    the current (:func:`~rewinterp_utils.pipeline.codehash.package_hash`), each with the hash it records (``None``:
+    none recorded). Such a cell still counts as done: its notebook code and sizes are today's, only code of
+    ``rewinterp_utils`` changed since (``rewinterp run --force``, or deleting its folder, remakes it)."""
+    current = package_hash()
+    out = []
+    for cells in verified_cells(profile, **kwargs).values():
+        for cell in cells:
+            made_by = read_manifest(cell_dir(cell)).get("package")
+            if made_by != current:
+                out.append((cell, made_by))
+    return out

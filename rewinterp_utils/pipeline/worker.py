@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rewinterp_utils.pipeline.artifacts import HANDOFF_ENV, cell_dir, publish
+from rewinterp_utils.pipeline.launch import worker_command
 from rewinterp_utils.pipeline.stages import Cell, cell_of, notebooks_dir
 from rewinterp_utils.pipeline.watchdog import CellHung, Stop, execute_watched, limits_for, stops_record
 
@@ -124,9 +125,8 @@ def run_subprocess(cell: Cell, workdir: Path, env: dict[str, str], stderr: Any) 
     its error output goes to the file ``stderr``."""
     import subprocess
 
-    return subprocess.Popen([sys.executable, "-m", "rewinterp_utils.pipeline.worker", cell.spec(), str(workdir)],
-                            env={**os.environ, **env}, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=stderr, text=True)
+    return subprocess.Popen(worker_command(cell, workdir), env={**os.environ, **env}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=stderr, text=True)
 
 
 if __name__ == "__main__":
