@@ -61,6 +61,18 @@ def stage_timings(profile: str, **kwargs: Any) -> dict[str, dict[str, float | No
     return {name: cell_timings(cells) for name, cells in verified_cells(profile, **kwargs).items() if cells}
 
 
+def stage_devices(profile: str, **kwargs: Any) -> dict[str, str]:
+    """Per stage with a finished cell: where its cells computed, from their manifests (``cpu``, ``cuda:0``; several
+    joined by ``, `` when cells ran on different devices; ``not recorded`` for manifests older than the record).
+    ``kwargs`` as for :func:`verified_cells`."""
+    out = {}
+    for name, cells in verified_cells(profile, **kwargs).items():
+        if cells:
+            found = {str(read_manifest(cell_dir(c)).get("device", "not recorded")) for c in cells}
+            out[name] = ", ".join(sorted(found))
+    return out
+
+
 def write_summary(profile: str, chapters: Iterable[str] = CHAPTERS, sizes: dict[str, Any] | None = None,
                   exclude: Iterable[Cell] = ()) -> dict[str, Any]:
     """Rebuild ``<root>/<profile>/summary.json`` from :func:`verified_cells` (same arguments).
