@@ -101,7 +101,7 @@ def atari_ppo(venv: VecEnv, cfg: Any, seed: int) -> PPO:
 
 
 class AtariEvalCallback(BaseCallback):
-    """Every ``eval_freq`` steps, play ``n_games`` whole games with :func:`~rewinterp_utils.envs.atari.evaluate_atari`
+    """Every ``eval_freq`` steps, play ``n_games`` whole games with :func:`~rewinterp_utils.evaluation.evaluate_atari`
     (stochastic actions, as the dataset is collected); keep the weights with the best clipped per-life return.
 
     ``curve`` holds one row per evaluation: timesteps, clipped per-life return, game score.
@@ -115,7 +115,7 @@ class AtariEvalCallback(BaseCallback):
         self._next = 0
 
     def _evaluate(self) -> None:
-        from rewinterp_utils.envs.atari import evaluate_atari
+        from rewinterp_utils.evaluation import evaluate_atari  # here: maze users of agents need no ALE
 
         res = evaluate_atari(self.model, self.eval_env, self.n_games, deterministic=False,
                              max_steps=20_000 * self.n_games)

@@ -1,5 +1,5 @@
 """Attribution maps of reward models: gradient saliency (maze R(s, s') and Atari R(s')), occlusion and
-Integrated Gradients on Atari R(s'), and the score-box tests of the book's Atari chapter.
+Integrated Gradients on Atari R(s'), and one registry of the methods the sanity checks compare.
 
 :func:`gradient_saliency` works on any model and any number of inputs (Figure 1 of the paper).
 
@@ -26,27 +26,33 @@ Methods (:func:`attribute` dispatches on ``method``; every one gives a per-pixel
 
 Gradient methods are in pixel units (0..255) and :func:`attribute` sums them over the frame-stack axis.
 
-Score-box helpers: :func:`saliency_share` (share of the saliency mass inside the score box),
-:func:`score_area_share` (share of the frame the box covers, the share a uniform map would give) and
-:func:`score_edit` (paste another frame's score into a stack: the causal test).
+Registry: :func:`attribution_method` gives every method of both domains (maze and Atari, with the ``"edge"``
+control that ignores the model) in one form, ``attribute_fn(model, inputs) -> maps``.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any
+from functools import lru_cache, partial
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from captum.attr import IntegratedGradients, Saliency
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import correlate1d, gaussian_filter
 from torch import nn
 
-from rewinterp_utils.envs.atari import SCREEN_SHAPE, score_box
 from rewinterp_utils.reward_models import RewardModel
 
+AttributeFn = Callable[[nn.Module, Any], np.ndarray]
+"""``attribute_fn(model, inputs) -> maps``: an array with one map per input along its first axis."""
 METHODS: tuple[str, ...] = ("occlusion", "occlusion_loop", "gradient", "integrated_gradients")
-"""The ``method`` names :func:`attribute` accepts."""
+"""The ``method`` names :func:`attribute` (Atari per-pixel maps) accepts."""
+MAZE_METHODS: tuple[str, ...] = ("gradient", "integrated_gradients", "edge")
+"""The maze methods of :func:`attribution_method`."""
+ATARI_METHODS: tuple[str, ...] = ("occlusion", "gradient", "integrated_gradients", "edge")
+"""The Atari methods of :func:`attribution_method`."""
+DOMAINS: dict[str, tuple[str, ...]] = {"maze": MAZE_METHODS, "atari": ATARI_METHODS}
+"""The methods of :func:`attribution_method`, by domain."""
 OBS_SHAPE: tuple[int, int, int] = (84, 84, 4)
 """Default ``(height, width, n_stack)`` of one observation; a reward model's ``input_shapes`` override it."""
 STRIDE, MASK_SIGMA, BLUR_SIGMA = 5, 5.0, 3.0
@@ -274,52 +280,91 @@ def attribute(model: nn.Module, obs: np.ndarray | torch.Tensor, method: str = "o
     return _squeeze(out, single)
 
 
-# ---------------------------------------------------------------------------------------------- score box
-def saliency_share(saliency_map_84: np.ndarray, game: str) -> float | np.ndarray:
-    """Share of the saliency mass ``|map|`` inside ``game``'s score box (``obs_slices(84, inner=False)``).
+# ---------------------------------------------------------------------------------------------- registry
+def _unknown(domain: str, name: str) -> ValueError:
+    return ValueError(f"unknown {domain} attribution method {name!r}; valid methods: {', '.join(DOMAINS[domain])}")
 
-    ``saliency_map_84``: ``(84, 84)`` -> float, or ``(N, 84, 84)`` -> ``(N,)``; NaN for an all-zero map.
-    Compare with :func:`score_area_share`, the share a uniform map gives.
+
+def _sobel(x: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude over the last two axes of ``x`` (each 2-D slice on its own; ``reflect`` border)."""
+    x = np.asarray(x, dtype=np.float64)
+    dy = correlate1d(correlate1d(x, [-1, 0, 1], axis=-2), [1, 2, 1], axis=-1)
+    dx = correlate1d(correlate1d(x, [-1, 0, 1], axis=-1), [1, 2, 1], axis=-2)
+    return np.hypot(dx, dy)
+
+
+def _maze_inputs(model: nn.Module, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(model, RewardModel) or model.inputs != ("s", "s_next") or model.input_shapes is None:
+        raise ValueError(f"maze attributions need a RewardModel reading (s, s_next) of known shapes, got "
+                         f"{type(model).__name__}")
+    shape = tuple(model.input_shapes[0])
+    if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
+        raise ValueError("maze inputs must be a tuple (s, s_next) of two arrays")
+    s, s_next = (np.asarray(x) for x in inputs)
+    if s.ndim != 3 or s.shape[1:] != shape or s.shape != s_next.shape:
+        raise ValueError(f"expected s and s_next of shape (n, {shape[0]}, {shape[1]}), got {s.shape} and "
+                         f"{s_next.shape}")
+    return s, s_next
+
+
+def _maze_maps(name: str, model: nn.Module, inputs: Any) -> np.ndarray:
+    """``(n, 2, H, W)`` maps of an ``R(s, s')`` maze model at ``inputs = (s, s_next)``."""
+    s, s_next = _maze_inputs(model, inputs)
+    if name == "edge":
+        return np.stack([_sobel(s), _sobel(s_next)], axis=1)
+    dtype, device = _param(model)
+    xs = tuple(torch.as_tensor(x, dtype=dtype, device=device) for x in (s, s_next))
+    if name == "gradient":
+        maps = gradient_saliency(model, *xs)
+    else:
+        model.eval()
+        maps = IntegratedGradients(model).attribute(xs, baselines=tuple(torch.zeros_like(x) for x in xs))
+    return np.stack([m.detach().abs().cpu().double().numpy() for m in maps], axis=1)
+
+
+def _atari_maps(name: str, model: nn.Module, inputs: Any, **kwargs: Any) -> np.ndarray:
+    """``(n, 84, 84)`` maps of an ``R(s')`` Atari model at an ``(n, 84, 84, 4)`` stack (or a 1-tuple holding one)."""
+    obs = inputs[0] if isinstance(inputs, (tuple, list)) and len(inputs) == 1 else inputs
+    obs, _ = _check_obs(obs, model)
+    if name == "edge":
+        return _sobel(obs[..., -1])
+    return np.asarray(attribute(model, obs, name, **kwargs))
+
+
+def attribution_method(domain: str, name: str, **kwargs: Any) -> AttributeFn:
+    """The attribution method ``name`` of ``domain`` as ``attribute_fn(model, inputs) -> maps``, one map per
+    input along the first axis (the form :mod:`rewinterp_utils.sanity` takes).
+
+    ``domain="maze"`` (:data:`MAZE_METHODS`), for ``R(s, s')`` maze models, ``inputs = (s, s_next)`` of shape
+    ``(n, 11, 11)`` each; maps ``(n, 2, 11, 11)`` (``[:, 0]`` for ``s``, ``[:, 1]`` for ``s'``), no options:
+
+    * ``"gradient"``: ``|dR/ds|`` and ``|dR/ds'|`` (:func:`gradient_saliency`);
+    * ``"integrated_gradients"``: absolute captum ``IntegratedGradients`` from all-zero grids (50 steps); FREE
+      cells equal the baseline and get exactly zero, so these maps largely follow the input grid (expect a high
+      rank correlation even after randomisation, as Adebayo et al. 2018 found for gradient x input);
+    * ``"edge"``: Sobel gradient magnitude of the grids themselves, model ignored (the control that fails).
+
+    ``domain="atari"`` (:data:`ATARI_METHODS`), for ``R(s')`` Atari models, ``inputs`` an ``(n, 84, 84, 4)``
+    stack or a 1-tuple holding one; maps ``(n, 84, 84)``: ``"occlusion"``, ``"gradient"``,
+    ``"integrated_gradients"`` are :func:`attribute` with ``kwargs`` (e.g. ``chunk_size``, ``n_steps``);
+    ``"edge"`` is the Sobel gradient magnitude of the last frame, model ignored.
     """
-    m = np.abs(np.asarray(saliency_map_84, dtype=np.float64))
-    if m.ndim not in (2, 3) or m.shape[-2:] != (84, 84):
-        raise ValueError(f"expected a saliency map of shape (84, 84) or (N, 84, 84), got {m.shape}")
-    rs, cs = score_box(game).obs_slices(84, inner=False)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = m[..., rs, cs].sum(axis=(-2, -1)) / m.sum(axis=(-2, -1))
-    return float(share) if m.ndim == 2 else share
-
-
-def score_area_share(game: str) -> float:
-    """Fraction of the 84 x 84 frame covered by ``game``'s score box (``obs_slices(84, inner=False)``)."""
-    rs, cs = score_box(game).obs_slices(84, inner=False)
-    return (rs.stop - rs.start) * (cs.stop - cs.start) / 84**2
-
-
-def score_edit(stacks: np.ndarray, donor_frames: np.ndarray, game: str, frame: int = -1) -> np.ndarray:
-    """Copies of the ``(N, 84, 84, C)`` ``stacks`` whose score box (``obs_slices(84, inner=False)``) in frame
-    ``frame`` of the stack axis is taken from the ``(N, 84, 84)`` ``donor_frames`` (one stack and one
-    ``(84, 84)`` frame work too). The inputs are not modified.
-
-    The causal test: paste a later frame's score into an unrewarded stack (fake increment) or an earlier
-    frame's score into a rewarded stack (frozen score) and compare the model's rewards.
-    """
-    stacks, donor_frames = np.asarray(stacks), np.asarray(donor_frames)
-    if stacks.ndim not in (3, 4) or stacks.shape[-3:-1] != (84, 84):
-        raise ValueError(f"expected stacks of shape (N, 84, 84, C) or (84, 84, C), got {stacks.shape}")
-    if donor_frames.shape != stacks.shape[:-1]:
-        raise ValueError(f"expected donor_frames of shape {stacks.shape[:-1]}, got {donor_frames.shape}")
-    if not -stacks.shape[-1] <= frame < stacks.shape[-1]:
-        raise ValueError(f"frame {frame} out of range for {stacks.shape[-1]} stacked frames")
-    rs, cs = score_box(game).obs_slices(84, inner=False)
-    out = stacks.copy()
-    out[..., rs, cs, frame] = donor_frames[..., rs, cs]
-    return out
+    if domain not in DOMAINS:
+        raise ValueError(f"unknown attribution domain {domain!r}; valid domains: {', '.join(DOMAINS)}")
+    if name not in DOMAINS[domain]:
+        raise _unknown(domain, name)
+    if domain == "maze":
+        if kwargs:
+            raise ValueError(f"maze attribution methods take no options, got {', '.join(sorted(kwargs))}")
+        return partial(_maze_maps, name)
+    if name == "edge" and kwargs:
+        raise ValueError(f"the edge method takes no options, got {', '.join(sorted(kwargs))}")
+    return partial(_atari_maps, name, **kwargs)
 
 
 __all__ = [
-    "BLUR_SIGMA", "MASK_SIGMA", "METHODS", "OBS_SHAPE", "SCREEN_SHAPE", "STRIDE", "attribute", "blur_frames",
-    "gaussian_mask", "gradient_attribution", "integrated_gradients_attribution", "mask_centres",
-    "occlusion_masks", "occlusion_saliency", "occlusion_saliency_loop", "saliency_share", "score_area_share",
-    "score_edit", "upsample_saliency",
+    "ATARI_METHODS", "AttributeFn", "BLUR_SIGMA", "DOMAINS", "MASK_SIGMA", "MAZE_METHODS", "METHODS", "OBS_SHAPE",
+    "STRIDE", "attribute", "attribution_method", "blur_frames", "gaussian_mask",
+    "gradient_attribution", "integrated_gradients_attribution", "mask_centres", "occlusion_masks",
+    "occlusion_saliency", "occlusion_saliency_loop", "upsample_saliency",
 ]

@@ -28,8 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from rewinterp_utils.attribution import score_edit
-from rewinterp_utils.envs.atari import score_box
+from rewinterp_utils.envs.atari import score_box, score_edit
 from rewinterp_utils.envs.maze import ACTIONS, AGENT, FREE, GOAL, WALL, draw, empty_layout
 from rewinterp_utils.keys import metric_key
 from rewinterp_utils.reward_models import RewardModel, as_reward_model
@@ -320,7 +319,7 @@ def atari_checks(game: str, tolerance: float = 0.05) -> list[Check]:
 
     * ``"score digits change only"`` (invariant, ``tolerance``): the score box of the last frame of each
       ``(84, 84, 4)`` stack is replaced by that of the previous stack's last frame in the batch (the batch rolled
-      by one; :func:`~rewinterp_utils.attribution.score_edit`). The game state is untouched, so a reward model
+      by one; :func:`~rewinterp_utils.envs.atari.score_edit`). The game state is untouched, so a reward model
       that does not read the displayed score is unchanged; measured on the stacks whose box the paste changes.
     """
     score_box(game)

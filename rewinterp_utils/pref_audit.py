@@ -1,7 +1,9 @@
 """Reward distances and the question "does an audit signal predict the outcome of retraining?" (preferences chapter).
 
-:func:`distance_tables` sets EPIC beside MSE and rank correlation; :func:`epic_or_nan` is EPIC where it is
-defined; :func:`kind_summary` is the per-kind table of audit signals.
+:func:`distance_tables` sets the two shaping-invariant distances (EPIC as its paper defines it, and the
+dynamics-aware distance) beside MSE and rank correlation; :func:`potential_shaped` builds the shaped reward they
+must not see; :func:`distance_or_nan` is a distance where it is defined; :func:`kind_summary` is the per-kind table
+of audit signals.
 
 For each audit signal (one value per learned reward model), :func:`spearman_interval` gives Spearman's rank
 correlation with the true return of PPO retrained on that model and a bootstrap interval over the models;
@@ -12,15 +14,18 @@ and :func:`predictive_verdict` is the chapter's claim.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
 from rewinterp_utils.claims import FAILS, HOLDS, UNDECIDED, Verdict, fmt_spread
-from rewinterp_utils.epic import epic_distance, mse, spearman
-from rewinterp_utils.reward_models import RewardModel
+from rewinterp_utils.epic import Reward, dynamics_aware_distance, epic_distance, transition_rewards
+from rewinterp_utils.stats import mse, spearman
+
+DISTANCES: dict[str, Callable[..., float]] = {"EPIC": epic_distance, "dynamics-aware": dynamics_aware_distance}
+"""The two shaping-invariant distances the chapter reports, by the name its tables use."""
 
 PREDICTS = "predicts"
 WRONG_WAY = "runs the wrong way"
@@ -102,28 +107,54 @@ def predictive_verdict(table: pd.DataFrame, level: float = 0.95) -> Verdict:
                             "otherwise)", "; ".join(f"{k} [{r.lo:.2f}, {r.hi:.2f}]" for k, r in table.iterrows()))
 
 
-def epic_or_nan(reward_a: np.ndarray | RewardModel, reward_b: np.ndarray | RewardModel, transitions: dict,
-                coverage: str | np.ndarray = "uniform", gamma: float = 0.97) -> float:
-    """:func:`~rewinterp_utils.epic.epic_distance`, or NaN (with the reason printed) where it is undefined: a
-    reward constant on the covered transitions, e.g. the true reward under an expert that never reached a goal."""
+def distance_or_nan(name: str, reward_a: Reward, reward_b: Reward, transitions: dict,
+                    coverage: str | np.ndarray = "uniform", gamma: float = 0.97) -> float:
+    """The distance ``name`` (a key of :data:`DISTANCES`), or NaN (with the reason printed) where it is undefined:
+    a reward constant on the covered transitions, e.g. the true reward under an expert that never reached a goal."""
     try:
-        return epic_distance(reward_a, reward_b, transitions, coverage=coverage, gamma=gamma)
+        return DISTANCES[name](reward_a, reward_b, transitions, coverage=coverage, gamma=gamma)
     except ValueError as e:
-        print(f"EPIC undefined: {e}")
+        print(f"{name} undefined: {e}")
         return float("nan")
 
 
-def distance_tables(values: Mapping[str, np.ndarray], transitions: dict, gamma: float,
-                    reference: str = "true") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """For rewards ``values`` (name -> ``(N,)`` on ``transitions``, uniform coverage): the EPIC distance of every
-    pair (a symmetric table), and per reward its EPIC, MSE and rank correlation (Spearman) to ``values[reference]``."""
-    v = {k: np.asarray(x, dtype=np.float64) for k, x in values.items()}
-    matrix = pd.DataFrame({a: {b: epic_distance(v[a], v[b], transitions, gamma=gamma) for b in v} for a in v})
-    ref = v[reference]
-    to_ref = pd.DataFrame({"EPIC": matrix[reference],
-                           "MSE": {k: mse(x, ref) for k, x in v.items()},
-                           "rank correlation": {k: spearman(x, ref) for k, x in v.items()}})
-    return matrix, to_ref
+def potential_shaped(reward: Callable[[np.ndarray, np.ndarray], np.ndarray], phi: np.ndarray, transitions: dict,
+                     scale: float, gamma: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``scale * R(s, s') + gamma * phi(s') - phi(s)`` as a function of grid batches, ``phi`` given per state of
+    ``transitions["states"]`` (``ValueError`` for a grid that is not one of them). Zero ``phi`` at terminal states
+    for the dynamics-aware distance to ignore it; EPIC ignores any ``phi``."""
+    states = np.asarray(transitions["states"], dtype=np.uint8)
+    phi = np.asarray(phi, dtype=np.float64)
+    if phi.shape != (len(states),):
+        raise ValueError(f"phi must have one value per state, shape ({len(states)},), got {phi.shape}")
+    index = {g.tobytes(): i for i, g in enumerate(states)}
+
+    def ids(grids: np.ndarray) -> np.ndarray:
+        grids = np.asarray(grids, dtype=np.uint8)
+        try:
+            return np.array([index[g.tobytes()] for g in grids], dtype=np.int64)
+        except KeyError:
+            raise ValueError("a grid that is not one of the maze's states has no potential") from None
+
+    def shaped(s: np.ndarray, s_next: np.ndarray) -> np.ndarray:
+        return scale * np.asarray(reward(s, s_next), np.float64) + gamma * phi[ids(s_next)] - phi[ids(s)]
+
+    return shaped
+
+
+def distance_tables(rewards: Mapping[str, Reward], transitions: dict, gamma: float,
+                    reference: str = "true") -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """For ``rewards`` (name -> reward model or function of grid batches; uniform coverage): per distance of
+    :data:`DISTANCES`, the distance of every pair (a symmetric table); and per reward its distances, MSE and rank
+    correlation (Spearman) to ``rewards[reference]`` on the enumerated transitions."""
+    matrices = {name: pd.DataFrame({a: {b: fn(rewards[a], rewards[b], transitions, gamma=gamma) for b in rewards}
+                                    for a in rewards}) for name, fn in DISTANCES.items()}
+    values = {k: transition_rewards(r, transitions, k) for k, r in rewards.items()}
+    ref = values[reference]
+    to_ref = pd.DataFrame({**{name: m[reference] for name, m in matrices.items()},
+                           "MSE": {k: mse(x, ref) for k, x in values.items()},
+                           "rank correlation": {k: spearman(x, ref) for k, x in values.items()}})
+    return matrices, to_ref
 
 
 def kind_summary(table: pd.DataFrame, columns: Sequence[str], sci: Sequence[str] = ()) -> pd.DataFrame:

@@ -189,16 +189,17 @@ def true_reward_fit(model: RewardModel, s: np.ndarray, s_next: np.ndarray, rewar
     ones to 1, i.e. the model read in the true reward's units (it uses the true reward, so it is no normalisation
     to retrain on).
 
-    ``s``, ``s_next`` ``(N, H, W)`` a reference batch (e.g. :func:`~rewinterp_utils.epic.maze_transitions`) and
-    ``reward`` its true rewards; goal transitions are those with ``reward > 0``. With ``mu0``/``mu1`` the
-    model's means on non-goal/goal transitions: ``shift = -mu0``, ``scale = 1 / (mu1 - mu0)``, and
-    ``(R + shift) * scale`` is the normalised reward (:class:`~rewinterp_utils.reward_models.Normalised`). The scale keeps its sign: negative means the model ranks
-    goal transitions below the others on average. Returns ``(shift, scale, Normalised(model, shift, scale))``.
+    ``s``, ``s_next`` ``(N, H, W)`` a reference batch (e.g.
+    :func:`~rewinterp_utils.envs.maze_transitions.maze_transitions`) and ``reward`` its true rewards; goal
+    transitions are those with ``reward > 0``. With ``mu0``/``mu1`` the model's means on non-goal/goal
+    transitions: ``shift = -mu0``, ``scale = 1 / (mu1 - mu0)``, and ``(R + shift) * scale`` is the normalised
+    reward (:class:`~rewinterp_utils.reward_models.Normalised`). The scale keeps its sign: negative means the
+    model ranks goal transitions below the others on average. Returns ``(shift, scale, Normalised(model, shift, scale))``.
 
-    The shift matters to :func:`~rewinterp_utils.epic.epic_distance` on the episodic maze transitions (a
-    constant reward there is a living bonus or penalty), while Bradley-Terry on equal-length segments cannot
-    identify it: here the true reward sets it, which is why retraining and distances use
-    :func:`standardise_rewards` instead.
+    The shift matters to :func:`~rewinterp_utils.epic.dynamics_aware_distance` on the episodic maze transitions
+    (a constant reward there is a living bonus or penalty; :func:`~rewinterp_utils.epic.epic_distance` ignores
+    it), while Bradley-Terry on equal-length segments cannot identify it: here the true reward sets it, which is
+    why retraining and distances use :func:`standardise_rewards` instead.
     """
     reward = np.asarray(reward, dtype=np.float64)
     if reward.shape != (len(s),) or np.asarray(s).shape != np.asarray(s_next).shape:

@@ -4,22 +4,16 @@ A saliency method that explains a *model* must change when the model's learned w
 
 * **Model randomisation** (:func:`cascading_randomisation`, :func:`randomisation_curve`): re-initialise the
   parametric layers one at a time, from the output back to the input (cumulatively), recompute the maps after
-  every step and compare them with the trained model's maps by :func:`rank_correlation` (Spearman of the
-  absolute maps) and :func:`ssim` (structural similarity). A method passes (:func:`sanity_verdict`) when the
-  maps of the fully randomised model no longer resemble the trained model's maps.
+  every step and compare them with the trained model's maps by :func:`~rewinterp_utils.stats.rank_correlation`
+  (Spearman of the absolute maps) and :func:`~rewinterp_utils.stats.ssim` (structural similarity). A method
+  passes (:func:`sanity_verdict`) when the maps of the fully randomised model no longer resemble the trained
+  model's maps.
 * **Data randomisation** (:func:`data_randomisation_compare`): compare the maps of a model trained on the
   real labels with those of a model trained on shuffled labels (training is up to the caller).
 
-Attribution functions (``attribute_fn(model, inputs) -> maps``, one map per input along the first axis):
-
-* :func:`maze_attribution` for ``R(s, s')`` maze models, ``inputs = (s, s_next)`` of shape ``(n, 11, 11)``
-  each; maps ``(n, 2, 11, 11)`` (``[:, 0]`` for ``s``, ``[:, 1]`` for ``s'``);
-* :func:`atari_attribution` for ``R(s')`` Atari models, ``inputs`` an ``(n, 84, 84, 4)`` stack (or a 1-tuple
-  holding it); maps ``(n, 84, 84)``.
-
-Both offer ``"edge"``, a Sobel edge detector on the *input* that ignores the model: it is the control that
-must FAIL the model-randomisation check. :func:`bootstrap_share` gives a percentile bootstrap interval for a
-per-frame statistic such as the score-box saliency share.
+Attribution functions (``attribute_fn(model, inputs) -> maps``) come from
+:func:`~rewinterp_utils.attribution.attribution_method`; its ``"edge"`` method, a Sobel edge detector on the
+*input* that ignores the model, is the control that must FAIL the model-randomisation check.
 """
 
 from __future__ import annotations
@@ -31,25 +25,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from captum.attr import IntegratedGradients
-from scipy.ndimage import correlate1d, gaussian_filter
-from scipy.stats import rankdata
 from torch import nn
 
-from rewinterp_utils import attribution
+from rewinterp_utils.attribution import AttributeFn
 from rewinterp_utils.claims import fmt_spread
-from rewinterp_utils.reward_models import RewardModel
-
-AttributeFn = Callable[[nn.Module, Any], np.ndarray]
-"""``attribute_fn(model, inputs) -> maps``: an array with one map per input along its first axis."""
-MAZE_METHODS: tuple[str, ...] = ("gradient", "integrated_gradients", "edge")
-"""The methods :func:`maze_attribution` accepts."""
-ATARI_METHODS: tuple[str, ...] = ("occlusion", "gradient", "integrated_gradients", "edge")
-"""The methods :func:`atari_attribution` accepts."""
-SSIM_SIGMA = 1.5
-"""Gaussian window of :func:`ssim` (pixels), as in Wang et al. 2004."""
-SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2
-"""SSIM stabilising constants for data range 1 (maps are normalised to [0, 1])."""
+from rewinterp_utils.stats import rank_correlation, ssim
 
 
 # ------------------------------------------------------------------------------------- model randomisation
@@ -117,87 +97,13 @@ def cascading_randomisation(model: nn.Module, attribute_fn: AttributeFn, inputs:
     return steps
 
 
-# ---------------------------------------------------------------------------------------------- similarity
-def _pair(a: np.ndarray, b: np.ndarray, min_ndim: int) -> tuple[np.ndarray, np.ndarray]:
-    a = np.abs(np.asarray(a, dtype=np.float64))
-    b = np.abs(np.asarray(b, dtype=np.float64))
-    if a.shape != b.shape:
-        raise ValueError(f"maps must have the same shape, got {a.shape} and {b.shape}")
-    if a.ndim < min_ndim or len(a) == 0:
-        raise ValueError(f"expected a batch of maps with at least {min_ndim} axes (inputs first), got {a.shape}")
-    return a, b
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    rx, ry = rankdata(x), rankdata(y)
-    sx, sy = rx.std(), ry.std()
-    if sx == 0 or sy == 0:  # a constant map has no ranking: it matches only another constant map
-        return 1.0 if sx == sy else 0.0
-    return float(np.mean((rx - rx.mean()) * (ry - ry.mean())) / (sx * sy))
-
-
-def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean over inputs (first axis) of the Spearman rank correlation of the flattened absolute maps.
-
-    Ties get average ranks. A constant map has no ranking: its correlation is 1 with another constant map and
-    0 otherwise.
-    """
-    a, b = _pair(a, b, 2)
-    return float(np.mean([_spearman(x.ravel(), y.ravel()) for x, y in zip(a, b)]))
-
-
-def _ssim2d(x: np.ndarray, y: np.ndarray) -> float:
-    """Mean SSIM of two 2-D maps in [0, 1]: Gaussian window (sigma 1.5, ``reflect`` border, truncated at 4
-    sigma), population (co)variances, averaged over every pixel (no border crop: maze maps are 11 x 11)."""
-    g = lambda z: gaussian_filter(z, SSIM_SIGMA)  # noqa: E731
-    mx, my = g(x), g(y)
-    vx, vy, cxy = g(x * x) - mx * mx, g(y * y) - my * my, g(x * y) - mx * my
-    num = (2 * mx * my + SSIM_C1) * (2 * cxy + SSIM_C2)
-    den = (mx * mx + my * my + SSIM_C1) * (vx + vy + SSIM_C2)
-    return float(np.mean(num / den))
-
-
-def _slices(m: np.ndarray) -> np.ndarray:
-    """The 2-D spatial slices of one map, ``(k, H, W)``.
-
-    2-D maps are one slice. A 3-D map whose last axis is shorter than both others is a channels-last frame
-    stack (e.g. ``(84, 84, 4)``): its slices are the frames. Otherwise the last two axes are spatial and the
-    leading axes index the slices (e.g. the ``s`` and ``s'`` maps of a ``(2, 11, 11)`` maze pair).
-    """
-    if m.ndim == 2:
-        return m[None]
-    if m.ndim == 3 and m.shape[-1] < min(m.shape[0], m.shape[1]):
-        return np.moveaxis(m, -1, 0)
-    return m.reshape(-1, *m.shape[-2:])
-
-
-def _normalise(m: np.ndarray) -> np.ndarray:
-    top = m.max()
-    return m / top if top > 0 else m
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean over inputs (first axis) of the structural similarity of the absolute maps.
-
-    Each input's absolute map is divided by its maximum (range [0, 1]; an all-zero map stays zero), then SSIM
-    (sigma 1.5, C1 = 0.01^2, C2 = 0.03^2) is computed per 2-D spatial slice and averaged: one slice for a 2-D
-    map, one per frame for a channels-last ``(H, W, C)`` stack with ``C < H, W``, else one per index of the
-    leading axes with the last two axes spatial (``(2, 11, 11)`` maze pairs: the ``s`` and ``s'`` maps).
-    """
-    a, b = _pair(a, b, 3)
-    scores = []
-    for x, y in zip(a, b):
-        xs, ys = _slices(_normalise(x)), _slices(_normalise(y))
-        scores.append(np.mean([_ssim2d(u, v) for u, v in zip(xs, ys)]))
-    return float(np.mean(scores))
-
-
+# ----------------------------------------------------------------------------------------------- curves
 def randomisation_curve(model: nn.Module, attribute_fn: AttributeFn, inputs: Any, seed: int = 0) -> pd.DataFrame:
     """Similarity to the trained model's maps after each step of :func:`cascading_randomisation`.
 
     Columns ``step`` (0 = trained), ``layer`` (``"trained"``, then the layer randomised at that step),
-    ``rank_corr`` (:func:`rank_correlation`) and ``ssim`` (:func:`ssim`); step 0 compares the trained maps with
-    themselves (1, 1).
+    ``rank_corr`` (:func:`~rewinterp_utils.stats.rank_correlation`) and ``ssim``
+    (:func:`~rewinterp_utils.stats.ssim`); step 0 compares the trained maps with themselves (1, 1).
     """
     steps = cascading_randomisation(model, attribute_fn, inputs, seed)
     base = steps[0][1]
@@ -294,103 +200,8 @@ def balanced_indices(rewarded: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.r_[rng.choice(yes, half, replace=False), rng.choice(no, half, replace=False)])
 
 
-# ------------------------------------------------------------------------------------------- attributions
-def _unknown(method: str, valid: Sequence[str]) -> ValueError:
-    return ValueError(f"unknown attribution method {method!r}; valid methods: {', '.join(valid)}")
-
-
-def _sobel(x: np.ndarray) -> np.ndarray:
-    """Sobel gradient magnitude over the last two axes of ``x`` (each 2-D slice on its own; ``reflect`` border)."""
-    x = np.asarray(x, dtype=np.float64)
-    dy = correlate1d(correlate1d(x, [-1, 0, 1], axis=-2), [1, 2, 1], axis=-1)
-    dx = correlate1d(correlate1d(x, [-1, 0, 1], axis=-1), [1, 2, 1], axis=-2)
-    return np.hypot(dx, dy)
-
-
-def _maze_inputs(model: RewardModel, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(model, RewardModel) or model.inputs != ("s", "s_next") or model.input_shapes is None:
-        raise ValueError(f"maze attributions need a RewardModel reading (s, s_next) of known shapes, got "
-                         f"{type(model).__name__}")
-    shape = tuple(model.input_shapes[0])
-    if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
-        raise ValueError("maze inputs must be a tuple (s, s_next) of two arrays")
-    s, s_next = (np.asarray(x) for x in inputs)
-    if s.ndim != 3 or s.shape[1:] != shape or s.shape != s_next.shape:
-        raise ValueError(f"expected s and s_next of shape (n, {shape[0]}, {shape[1]}), got {s.shape} and "
-                         f"{s_next.shape}")
-    return s, s_next
-
-
-def maze_attribution(method: str) -> AttributeFn:
-    """``attribute_fn(model, (s, s_next)) -> (n, 2, H, W)`` maps of an ``R(s, s')`` maze model.
-
-    ``"gradient"``: ``|dR/ds|`` and ``|dR/ds'|`` (:func:`~rewinterp_utils.attribution.gradient_saliency`);
-    ``"integrated_gradients"``: absolute captum ``IntegratedGradients`` from all-zero grids (50 steps); FREE
-    cells equal the baseline and get exactly zero, so these maps largely follow the input grid (expect a high
-    rank correlation even after randomisation, as Adebayo et al. found for gradient x input);
-    ``"edge"``: Sobel gradient magnitude of the grids themselves, model ignored (the control that fails).
-    """
-    if method not in MAZE_METHODS:
-        raise _unknown(method, MAZE_METHODS)
-
-    def attribute_fn(model: nn.Module, inputs: Any) -> np.ndarray:
-        s, s_next = _maze_inputs(model, inputs)
-        if method == "edge":
-            return np.stack([_sobel(s), _sobel(s_next)], axis=1)
-        dtype, device = attribution._param(model)
-        xs = tuple(torch.as_tensor(x, dtype=dtype, device=device) for x in (s, s_next))
-        if method == "gradient":
-            maps = attribution.gradient_saliency(model, *xs)
-        else:
-            model.eval()
-            maps = IntegratedGradients(model).attribute(xs, baselines=tuple(torch.zeros_like(x) for x in xs))
-        return np.stack([m.detach().abs().cpu().double().numpy() for m in maps], axis=1)
-
-    return attribute_fn
-
-
-def atari_attribution(method: str, **kwargs: Any) -> AttributeFn:
-    """``attribute_fn(model, obs) -> (n, 84, 84)`` maps of an ``R(s')`` Atari model, ``obs`` an ``(n, 84, 84, 4)``
-    stack or a 1-tuple holding one.
-
-    ``"occlusion"``, ``"gradient"``, ``"integrated_gradients"``: :func:`~rewinterp_utils.attribution.attribute`
-    with ``kwargs`` (e.g. ``chunk_size``, ``n_steps``); ``"edge"``: Sobel gradient magnitude of the last frame,
-    model ignored (the control that fails).
-    """
-    if method not in ATARI_METHODS:
-        raise _unknown(method, ATARI_METHODS)
-
-    def attribute_fn(model: nn.Module, inputs: Any) -> np.ndarray:
-        obs = inputs[0] if isinstance(inputs, (tuple, list)) and len(inputs) == 1 else inputs
-        obs, _ = attribution._check_obs(obs, model)
-        if method == "edge":
-            return _sobel(obs[..., -1])
-        return np.asarray(attribution.attribute(model, obs, method, **kwargs))
-
-    return attribute_fn
-
-
-# -------------------------------------------------------------------------------------------------- stats
-def bootstrap_share(shares: np.ndarray, n_boot: int = 1000, seed: int = 0,
-                    ci: float = 0.95) -> tuple[float, float, float]:
-    """``(mean, lo, hi)``: the mean of per-frame ``shares`` and its percentile-bootstrap ``ci`` interval
-    (``n_boot`` resamples of the frames with replacement). NaN shares (all-zero maps) are dropped."""
-    x = np.asarray(shares, dtype=np.float64).ravel()
-    x = x[~np.isnan(x)]
-    if len(x) == 0:
-        raise ValueError("no finite shares to bootstrap")
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must lie in (0, 1), got {ci}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
-    lo, hi = np.percentile(means, [100 * (1 - ci) / 2, 100 * (1 + ci) / 2])
-    return float(x.mean()), float(lo), float(hi)
-
-
 __all__ = [
-    "ATARI_METHODS", "MAZE_METHODS", "SSIM_C1", "SSIM_C2", "SSIM_SIGMA", "atari_attribution", "bootstrap_share",
-    "cascading_randomisation", "data_randomisation_compare", "maze_attribution", "parametric_layers",
-    "randomisation_curve", "randomise", "rank_correlation", "sanity_verdict", "ssim",
+    "balanced_indices", "cascading_randomisation", "data_randomisation", "data_randomisation_compare",
+    "parametric_layers", "randomisation_curve", "randomisation_curves", "randomise", "sanity_summary",
+    "sanity_verdict",
 ]

@@ -1,4 +1,4 @@
-"""Saliency of Atari reward models (rewinterp_utils.attribution): occlusion, gradients, score-box helpers."""
+"""Saliency of Atari reward models (rewinterp_utils.attribution): occlusion, gradients."""
 
 from __future__ import annotations
 
@@ -16,12 +16,8 @@ from rewinterp_utils.attribution import (
     mask_centres,
     occlusion_masks,
     occlusion_saliency,
-    saliency_share,
-    score_area_share,
-    score_edit,
     upsample_saliency,
 )
-from rewinterp_utils.envs.atari import SCORE_BOXES
 from rewinterp_utils.reward_models import RewardModel
 
 
@@ -154,48 +150,3 @@ def test_attribute_bad_inputs():
     for shape in [(84, 84), (2, 4, 84, 84), (2, 84, 84, 3)]:
         with pytest.raises(ValueError, match=r"expected observations of shape \(N, 84, 84, 4\)"):
             attribute(model, np.zeros(shape, dtype=np.uint8))
-
-
-# ------------------------------------------------------------------------------------------- score box
-@pytest.mark.parametrize("game", list(SCORE_BOXES))
-def test_saliency_share_and_area(game):
-    rs, cs = SCORE_BOXES[game].obs_slices(84, inner=False)
-    inside = np.zeros((84, 84))
-    inside[rs, cs] = np.random.default_rng(0).random((rs.stop - rs.start, cs.stop - cs.start))
-    outside = np.random.default_rng(1).random((84, 84))
-    outside[rs, cs] = 0
-    assert saliency_share(inside, game) == 1.0 and saliency_share(outside, game) == 0.0
-    np.testing.assert_allclose(saliency_share(np.stack([inside, outside, np.ones((84, 84))]), game),
-                               [1.0, 0.0, score_area_share(game)])
-    assert score_area_share(game) == (rs.stop - rs.start) * (cs.stop - cs.start) / 84**2
-
-
-@pytest.mark.parametrize("game", list(SCORE_BOXES))
-def test_score_edit(game):
-    obs, donor = stacks(3), stacks(1, seed=1)[0, ..., :3].transpose(2, 0, 1)
-    obs0, donor0 = obs.copy(), donor.copy()
-    edited = score_edit(obs, donor, game)
-    np.testing.assert_array_equal(obs, obs0)
-    np.testing.assert_array_equal(donor, donor0)
-    rs, cs = SCORE_BOXES[game].obs_slices(84, inner=False)
-    box = np.zeros((84, 84), dtype=bool)
-    box[rs, cs] = True
-    np.testing.assert_array_equal(edited[:, box, 3], donor[:, box])
-    np.testing.assert_array_equal(edited[:, ~box, 3], obs[:, ~box, 3])
-    np.testing.assert_array_equal(edited[..., :3], obs[..., :3])
-    np.testing.assert_array_equal(score_edit(obs, donor, game, frame=0)[..., 1:], obs[..., 1:])
-
-
-def test_score_bad_inputs():
-    with pytest.raises(ValueError, match="supported games: Breakout, Seaquest"):
-        score_area_share("Pong")
-    with pytest.raises(ValueError, match="supported games"):
-        saliency_share(np.ones((84, 84)), "Pong")
-    with pytest.raises(ValueError, match="supported games"):
-        score_edit(stacks(1), np.zeros((1, 84, 84)), "Pong")
-    with pytest.raises(ValueError, match="donor_frames"):
-        score_edit(stacks(2), np.zeros((1, 84, 84)), "Breakout")
-    with pytest.raises(ValueError, match="stacks"):
-        score_edit(np.zeros((2, 80, 80, 4)), np.zeros((2, 80, 80)), "Breakout")
-    with pytest.raises(ValueError, match="saliency map"):
-        saliency_share(np.ones((17, 17)), "Breakout")

@@ -15,7 +15,8 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from rewinterp_utils.attribution import occlusion_saliency, occlusion_saliency_loop, upsample_saliency
 from rewinterp_utils.data import collect_balanced
-from rewinterp_utils.envs.atari import SCORE_BOXES, evaluate_atari, make_atari_venv
+from rewinterp_utils.envs.atari import SCORE_BOXES, make_atari_venv
+from rewinterp_utils.evaluation import evaluate_atari
 from rewinterp_utils.reward_models import AtariRewardCNN
 from rewinterp_utils.wrappers import LearnedRewardVecEnv
 

@@ -368,7 +368,7 @@ def test_sweep_on_a_real_dask_cluster_stops_and_resumes(smoke):
 def test_every_reward_model_has_a_sanity_verdict_for_every_method(smoke):
     """Part V covers every reward model the book trains: the models are read off the reward-model stages' own
     cells (maze regression, preference, Atari per game, score setting and seed), the verdicts off summary.json."""
-    from rewinterp_utils.sanity import ATARI_METHODS, MAZE_METHODS
+    from rewinterp_utils.attribution import ATARI_METHODS, MAZE_METHODS
 
     _, summary = smoke
     expected = [f"maze.sanity.model{c.params['model_seed']}.{m}" for c in STAGES["maze_reward_model"].cells("smoke")

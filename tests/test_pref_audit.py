@@ -73,27 +73,47 @@ def test_predictive_table_answer_and_verdict():
 
 
 def test_distance_tables_and_kind_summary():
-    from rewinterp_utils.epic import maze_transitions
+    from rewinterp_utils.envs.maze_transitions import maze_transitions, maze_true_reward
 
     tr = maze_transitions()
     true = tr["reward"].astype(float)
-    values = {"true": true, "double": 2 * true, "negated": -true}
-    matrix, to_true = pa.distance_tables(values, tr, gamma=0.9)
-    assert matrix.loc["double", "true"] == pytest.approx(0.0, abs=1e-9)
-    assert matrix.loc["negated", "true"] == pytest.approx(1.0)
-    assert np.allclose(matrix.to_numpy(), matrix.to_numpy().T)
+    rng = np.random.default_rng(0)
+    phi = rng.normal(size=len(tr["states"]))
+    phi[tr["terminal"]] = 0.0
+    rewards = {
+        "true": maze_true_reward,
+        "double": lambda s, s_next: 2 * maze_true_reward(s, s_next),
+        "negated": lambda s, s_next: -maze_true_reward(s, s_next),
+        "shaped": pa.potential_shaped(maze_true_reward, phi, tr, scale=3.0, gamma=0.9),
+    }
+    matrices, to_true = pa.distance_tables(rewards, tr, gamma=0.9)
+    assert set(matrices) == {"EPIC", "dynamics-aware"}
+    for m in matrices.values():
+        assert m.loc["double", "true"] == pytest.approx(0.0, abs=1e-9)
+        assert m.loc["shaped", "true"] == pytest.approx(0.0, abs=1e-9)
+        assert m.loc["negated", "true"] == pytest.approx(1.0)
+        assert np.allclose(m.to_numpy(), m.to_numpy().T)
+    # the shaped reward on each enumerated transition, by hand from the state ids
+    by_hand = 3 * true + 0.9 * phi[tr["next_state_id"]] - phi[tr["state_id"]]
+    assert to_true.loc["shaped", "MSE"] == pytest.approx(np.mean((by_hand - true) ** 2))
     assert to_true.loc["double", "MSE"] == pytest.approx(np.mean(true ** 2))
     assert to_true.loc["negated", "rank correlation"] == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="one value per state"):
+        pa.potential_shaped(maze_true_reward, phi[:-1], tr, scale=1.0, gamma=0.9)
+    with pytest.raises(ValueError, match="not one of the maze's states"):
+        rewards["shaped"](np.full((1, *tr["states"].shape[1:]), 9, np.uint8), tr["states"][:1])
     table = pd.DataFrame({"kind": ["a", "a", "b"], "seed": [0, 1, 0], "v": [1.0, 3.0, np.nan]}).set_index(
         ["kind", "seed"])
     summary = pa.kind_summary(table, ["v"])
     assert summary.loc["a", "v"] == "2.00 ± 1.41 (2 seeds)" and summary.loc["b", "v"] == "–"
 
 
-def test_epic_or_nan_is_nan_where_epic_is_undefined():
-    from rewinterp_utils.epic import maze_transitions
+def test_distance_or_nan_is_nan_where_a_distance_is_undefined():
+    from rewinterp_utils.envs.maze_transitions import maze_transitions, maze_true_reward
 
     tr = maze_transitions()
-    true = tr["reward"].astype(float)
-    assert pa.epic_or_nan(2 * true, true, tr, gamma=0.9) == pytest.approx(0.0, abs=1e-9)
-    assert np.isnan(pa.epic_or_nan(np.zeros_like(true), true, tr, gamma=0.9))
+    for name in pa.DISTANCES:
+        double = pa.distance_or_nan(name, lambda s, t: 2 * maze_true_reward(s, t), maze_true_reward, tr, gamma=0.9)
+        assert double == pytest.approx(0.0, abs=1e-9)
+        assert np.isnan(pa.distance_or_nan(name, lambda s, t: np.zeros(len(s)), maze_true_reward, tr, gamma=0.9))
+

@@ -1,6 +1,6 @@
 """Preference learning of a maze reward: segment sampling, simulated labels, the Bradley-Terry loss against
 hand-computed values, and the acceptance test (a model trained from preferences is closer to the true reward
-in EPIC distance than untrained models)."""
+in dynamics-aware distance than untrained models)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from torch import nn
 
 import rewinterp_utils  # noqa: F401  (registers the maze ids)
 from rewinterp_utils import epic
+from rewinterp_utils.envs.maze_transitions import maze_transitions
 from rewinterp_utils import preferences as pref
 from rewinterp_utils.envs.maze import AGENT, COINFLIP, GOAL
 from rewinterp_utils.reward_models import MazeRewardMLP, RewardModel
@@ -186,7 +187,7 @@ def test_training_is_deterministic_given_seed(episodes, one_thread):
 
 
 def test_true_reward_fit():
-    tr = epic.maze_transitions()
+    tr = maze_transitions()
     torch.manual_seed(0)
     model = MazeRewardMLP(hidden=16)
     shift, scale, normalised = pref.true_reward_fit(model, tr["s"], tr["s_next"], tr["reward"])
@@ -196,10 +197,12 @@ def test_true_reward_fit():
     raw = model.predict(tr["s"], tr["s_next"]).astype(np.float64)
     np.testing.assert_allclose(out, (raw + shift) * scale, rtol=1e-4, atol=1e-5)
     assert normalised.inputs == ("s", "s_next") and normalised.model is model
-    # the scale: invisible to EPIC when positive, a flip otherwise; the shift is not (episodic: a living reward)
+    # the scale: invisible to both distances when positive, a flip otherwise; the shift is invisible to EPIC but
+    # not to the dynamics-aware distance (episodic: a living reward)
     expected = 0.0 if scale > 0 else 1.0
-    assert epic.epic_distance(normalised, raw + shift, tr) == pytest.approx(expected, abs=1e-5)
-    assert epic.epic_distance(normalised, raw, tr) > 1e-3
+    assert epic.dynamics_aware_distance(normalised, raw + shift, tr) == pytest.approx(expected, abs=1e-5)
+    assert epic.dynamics_aware_distance(normalised, raw, tr) > 1e-3
+    assert epic.epic_distance(normalised, model, tr) == pytest.approx(expected, abs=1e-5)
     with pytest.raises(ValueError, match="goal"):
         pref.true_reward_fit(model, tr["s"], tr["s_next"], np.zeros(len(tr["reward"])))
 
@@ -235,7 +238,7 @@ def test_standardise_rewards_by_hand_and_keeps_a_reversed_model_reversed():
 
 # -- acceptance ---------------------------------------------------------------------------------------
 def test_preference_model_is_closer_to_the_true_reward_than_untrained_models(episodes, one_thread):
-    """Train MazeRewardMLP(64) from noiseless preferences; compare EPIC distances to the true reward.
+    """Train MazeRewardMLP(64) from noiseless preferences; compare dynamics-aware distances to the true reward.
 
     Two comparisons, both with uniform coverage over the CoinFlip transitions, gamma 0.97:
 
@@ -246,7 +249,7 @@ def test_preference_model_is_closer_to_the_true_reward_than_untrained_models(epi
       reward up to shaping, so the raw comparison alone could be won by a lucky living penalty.
     """
     start = time.perf_counter()
-    tr = epic.maze_transitions()
+    tr = maze_transitions()
     true = tr["reward"]
     pairs = pref.sample_segment_pairs(episodes, 6, 1000, np.random.default_rng(1))
     labels = pref.boltzmann_labels(pairs["return_a"], pairs["return_b"], np.inf)
@@ -258,11 +261,12 @@ def test_preference_model_is_closer_to_the_true_reward_than_untrained_models(epi
 
     def distances(m: nn.Module) -> tuple[float, float]:
         out = m.predict(tr["s"], tr["s_next"]).astype(np.float64)
-        return epic.epic_distance(true, out, tr), epic.epic_distance(true, out - out.mean(), tr)
+        return epic.dynamics_aware_distance(true, out, tr), epic.dynamics_aware_distance(true, out - out.mean(), tr)
 
     trained_raw, trained_centred = distances(model)
     random = np.array([distances((torch.manual_seed(seed), MazeRewardMLP(hidden=64))[1]) for seed in range(10)])
-    print(f"\nEPIC to the true reward (uniform coverage, gamma 0.97), {time.perf_counter() - start:.1f} s:"
+    print(f"\ndynamics-aware distance to the true reward (uniform coverage, gamma 0.97), "
+          f"{time.perf_counter() - start:.1f} s:"
           f"\n  trained raw {trained_raw:.3f}   random raw mean {random[:, 0].mean():.3f} "
           f"(min {random[:, 0].min():.3f}, max {random[:, 0].max():.3f})"
           f"\n  trained centred {trained_centred:.3f}   random centred mean {random[:, 1].mean():.3f} "

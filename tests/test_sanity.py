@@ -1,5 +1,5 @@
-"""Saliency sanity checks (rewinterp_utils.sanity, after Adebayo et al. 2018): layer randomisation, similarity
-measures, the model-randomisation verdict on a trained maze model, and the bootstrap interval."""
+"""Saliency sanity checks (rewinterp_utils.sanity, after Adebayo et al. 2018): layer randomisation, the
+attribution registry they run, and the model-randomisation verdict on a trained maze model."""
 
 from __future__ import annotations
 
@@ -10,22 +10,16 @@ import torch
 from scipy.ndimage import sobel
 from torch import nn
 
+from rewinterp_utils.attribution import ATARI_METHODS, MAZE_METHODS, attribution_method
 from rewinterp_utils.envs.maze import ACTIONS, FREE, WALL, draw, empty_layout
 from rewinterp_utils.reward_models import AtariRewardCNN, MazeRewardMLP
 from rewinterp_utils.sanity import (
-    ATARI_METHODS,
-    MAZE_METHODS,
-    atari_attribution,
-    bootstrap_share,
     cascading_randomisation,
     data_randomisation_compare,
-    maze_attribution,
     parametric_layers,
     randomisation_curve,
     randomise,
-    rank_correlation,
     sanity_verdict,
-    ssim,
 )
 
 MAZE_LAYERS = ["net.5", "net.3", "net.1"]
@@ -172,57 +166,7 @@ def test_cascading_randomisation_is_cumulative_from_the_output():
     assert all(maps.shape == (3, 2, 11, 11) for _, maps in steps)
 
 
-# --------------------------------------------------------------------------------------------- similarity
-def test_rank_correlation_self_and_independent():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(4, 84, 84)), rng.normal(size=(4, 84, 84))
-    assert rank_correlation(a, a) == pytest.approx(1.0)
-    assert rank_correlation(a, -a) == pytest.approx(1.0)  # absolute maps
-    assert abs(rank_correlation(a, b)) < 0.1
-    assert rank_correlation(np.abs(a), np.abs(a) ** 3 + 1) == pytest.approx(1.0)  # ranks only
-    # constant maps: 1 against another constant map, 0 against any ranking
-    assert rank_correlation(np.zeros((2, 5, 5)), np.ones((2, 5, 5))) == 1.0
-    assert rank_correlation(np.zeros((2, 5, 5)), a[:2, :5, :5]) == 0.0
-
-
-def test_ssim_self_scale_and_independent():
-    rng = np.random.default_rng(0)
-    a, b = rng.random((3, 84, 84)), rng.random((3, 84, 84))
-    assert ssim(a, a) == pytest.approx(1.0)
-    assert ssim(a, 7 * a) == pytest.approx(1.0)  # each map normalised by its max
-    assert ssim(a, -a) == pytest.approx(1.0)  # absolute maps
-    assert ssim(a, b) < 0.2
-
-
-def test_ssim_slices():
-    rng = np.random.default_rng(1)
-    # maze pairs (n, 2, 11, 11): one SSIM per grid, averaged; every slice's max is 1, so normalising the whole
-    # map and normalising each slice agree
-    a, b = rng.random((3, 2, 11, 11)), rng.random((3, 2, 11, 11))
-    a[:, :, 0, 0] = b[:, :, 0, 0] = 1.0
-    b[:, 0] = a[:, 0]
-    assert ssim(a, b) == pytest.approx(np.mean([1.0, ssim(a[:, 1], b[:, 1])]))
-    assert ssim(a[:, 1], b[:, 1]) < 0.2
-    # the whole map shares one scale: halving the s' maps of b makes them differ from b's (no per-slice rescaling)
-    half = b.copy()
-    half[:, 1] *= 0.5
-    assert ssim(b[:, 1], half[:, 1]) == pytest.approx(1.0) and ssim(b, half) < 0.99
-    # channels-last stacks (n, 84, 84, 4): one SSIM per frame
-    x, y = rng.random((2, 84, 84, 4)), rng.random((2, 84, 84, 4))
-    x[:, 0, 0, :] = y[:, 0, 0, :] = 1.0
-    y[..., 1] = x[..., 1]
-    frames = [ssim(x[..., k], y[..., k]) for k in range(4)]
-    assert ssim(x, y) == pytest.approx(np.mean(frames))
-    assert frames[1] == pytest.approx(1.0) and max(frames[0], frames[2], frames[3]) < 0.2
-
-
-def test_similarity_bad_shapes():
-    with pytest.raises(ValueError, match="same shape"):
-        rank_correlation(np.zeros((2, 5, 5)), np.zeros((2, 5, 4)))
-    with pytest.raises(ValueError, match="at least 3 axes"):
-        ssim(np.zeros((5, 5)), np.zeros((5, 5)))
-
-
+# ------------------------------------------------------------------------------------ data randomisation
 def test_data_randomisation_compare():
     rng = np.random.default_rng(0)
     a = rng.random((2, 84, 84))
@@ -275,7 +219,7 @@ def test_data_randomisation_verdict_per_method_by_hand():
 # ------------------------------------------------------------------------------------------------ verdict
 def test_gradient_passes_and_edge_fails_on_trained_maze_model(trained_maze):
     model, inputs = trained_maze
-    grad = randomisation_curve(model, maze_attribution("gradient"), inputs, seed=0)
+    grad = randomisation_curve(model, attribution_method("maze", "gradient"), inputs, seed=0)
     assert list(grad.columns) == ["step", "layer", "rank_corr", "ssim"]
     assert list(grad["layer"]) == ["trained", *MAZE_LAYERS] and list(grad["step"]) == [0, 1, 2, 3]
     assert grad.loc[0, "rank_corr"] == pytest.approx(1.0) and grad.loc[0, "ssim"] == pytest.approx(1.0)
@@ -284,42 +228,42 @@ def test_gradient_passes_and_edge_fails_on_trained_maze_model(trained_maze):
     assert "below 0.5" in criterion and "randomised" in criterion
     assert grad["rank_corr"].iloc[-1] < 0.3 and grad["ssim"].iloc[-1] < 0.3
 
-    edge = randomisation_curve(model, maze_attribution("edge"), inputs, seed=0)
+    edge = randomisation_curve(model, attribution_method("maze", "edge"), inputs, seed=0)
     assert np.allclose(edge[["rank_corr", "ssim"]], 1.0)  # the edge maps ignore the model
     assert sanity_verdict(edge)[0] == "fails"
 
 
 def test_maze_attribution_maps(trained_maze):
     model, (s, s_next) = trained_maze
-    grad = maze_attribution("gradient")(model, (s[:4], s_next[:4]))
+    grad = attribution_method("maze", "gradient")(model, (s[:4], s_next[:4]))
     assert grad.shape == (4, 2, 11, 11) and (grad >= 0).all()
-    ig = maze_attribution("integrated_gradients")(model, (s[:4], s_next[:4]))
+    ig = attribution_method("maze", "integrated_gradients")(model, (s[:4], s_next[:4]))
     assert ig.shape == (4, 2, 11, 11) and (ig >= 0).all()
     assert (ig[np.stack([s[:4], s_next[:4]], axis=1) == 0] == 0).all()  # zero baseline: free cells get nothing
-    edge = maze_attribution("edge")(model, (s[:4], s_next[:4]))
+    edge = attribution_method("maze", "edge")(model, (s[:4], s_next[:4]))
     expected = np.hypot(sobel(s[0].astype(float), 0), sobel(s[0].astype(float), 1))
     np.testing.assert_allclose(edge[0, 0], expected)
-    np.testing.assert_array_equal(edge, maze_attribution("edge")(MazeRewardMLP(), (s[:4], s_next[:4])))
+    np.testing.assert_array_equal(edge, attribution_method("maze", "edge")(MazeRewardMLP(), (s[:4], s_next[:4])))
 
 
 def test_atari_attribution_maps():
     obs = stacks(2)
     model = TinyAtari()
-    grad = atari_attribution("gradient")(model, obs)
+    grad = attribution_method("atari", "gradient")(model, obs)
     assert grad.shape == (2, 84, 84) and (grad >= 0).all()
-    assert atari_attribution("integrated_gradients", n_steps=8)(model, (obs,)).shape == (2, 84, 84)
-    edge = atari_attribution("edge")(model, obs)
+    assert attribution_method("atari", "integrated_gradients", n_steps=8)(model, (obs,)).shape == (2, 84, 84)
+    edge = attribution_method("atari", "edge")(model, obs)
     np.testing.assert_allclose(edge[1], np.hypot(sobel(obs[1, ..., -1].astype(float), 0),
                                                  sobel(obs[1, ..., -1].astype(float), 1)))
-    curve = randomisation_curve(model, atari_attribution("edge"), obs)
+    curve = randomisation_curve(model, attribution_method("atari", "edge"), obs)
     assert list(curve["layer"]) == ["trained", "head", "conv"] and sanity_verdict(curve)[0] == "fails"
 
 
 def test_value_errors():
     with pytest.raises(ValueError, match="valid methods: " + ", ".join(MAZE_METHODS)):
-        maze_attribution("occlusion")
+        attribution_method("maze", "occlusion")
     with pytest.raises(ValueError, match="valid methods: " + ", ".join(ATARI_METHODS)):
-        atari_attribution("saliency")
+        attribution_method("atari", "saliency")
     curve = pd.DataFrame({"step": [0, 1], "layer": ["trained", "x"], "rank_corr": [1.0, 0.2], "ssim": [1.0, 0.1]})
     assert sanity_verdict(curve)[0] == "passes" and sanity_verdict(curve, threshold=0.1)[0] == "fails"
     for bad in (0, 1, 1.5, -0.2):
@@ -327,28 +271,11 @@ def test_value_errors():
             sanity_verdict(curve, threshold=bad)
     s = np.zeros((2, 11, 11))
     with pytest.raises(ValueError, match=r"\(n, 11, 11\)"):
-        maze_attribution("gradient")(MazeRewardMLP(), (s[:, :10], s[:, :10]))
+        attribution_method("maze", "gradient")(MazeRewardMLP(), (s[:, :10], s[:, :10]))
     with pytest.raises(ValueError, match="tuple"):
-        maze_attribution("edge")(MazeRewardMLP(), s)
+        attribution_method("maze", "edge")(MazeRewardMLP(), s)
     with pytest.raises(ValueError, match="84, 84, 4"):
-        atari_attribution("edge")(TinyAtari(), np.zeros((2, 84, 84)))
-
-
-# ---------------------------------------------------------------------------------------------- bootstrap
-def test_bootstrap_share():
-    rng = np.random.default_rng(0)
-    small, large = rng.beta(2, 8, 20), rng.beta(2, 8, 2000)
-    m, lo, hi = bootstrap_share(small)
-    assert m == pytest.approx(small.mean()) and lo < m < hi
-    m2, lo2, hi2 = bootstrap_share(large)
-    assert lo2 < m2 < hi2 and hi2 - lo2 < (hi - lo) / 4  # width ~ 1/sqrt(n)
-    assert bootstrap_share(small, seed=5) == bootstrap_share(small, seed=5)
-    assert bootstrap_share(np.append(small, np.nan)) == bootstrap_share(small)  # all-zero maps dropped
-    assert bootstrap_share(small, ci=0.5)[2] - bootstrap_share(small, ci=0.5)[1] < hi - lo
-    with pytest.raises(ValueError, match="ci"):
-        bootstrap_share(small, ci=1.0)
-    with pytest.raises(ValueError, match="no finite"):
-        bootstrap_share(np.array([np.nan]))
+        attribution_method("atari", "edge")(TinyAtari(), np.zeros((2, 84, 84)))
 
 
 def test_balanced_indices_draws_half_of_each_class_without_replacement():
@@ -368,7 +295,7 @@ def test_balanced_indices_draws_half_of_each_class_without_replacement():
 def test_randomisation_curves_and_summary_over_models():
     """Two models, the gradient and the edge control: one curve per (model, method), the edge control fails
     for both models and the summary counts passes per method by hand."""
-    from rewinterp_utils.sanity import maze_attribution, randomisation_curves, sanity_summary
+    from rewinterp_utils.sanity import randomisation_curves, sanity_summary
 
     models = {}
     for k in range(2):
@@ -376,7 +303,7 @@ def test_randomisation_curves_and_summary_over_models():
         models[f"model{k}"] = MazeRewardMLP()
     rng = np.random.default_rng(0)
     grids = rng.integers(0, 4, size=(6, 11, 11)).astype(np.float32)
-    methods = {"gradient": maze_attribution("gradient"), "edge": maze_attribution("edge")}
+    methods = {"gradient": attribution_method("maze", "gradient"), "edge": attribution_method("maze", "edge")}
     curves, metrics = randomisation_curves(models, methods, (grids, grids[::-1].copy()), 0.5, seed=0)
     assert set(zip(curves.model, curves.method)) == {(m, k) for m in models for k in methods}
     assert all(metrics[f"{m}.edge.verdict"] == "fails" for m in models)

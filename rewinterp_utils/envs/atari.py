@@ -5,9 +5,10 @@ they read the *score shown on the screen*. This module
 
 * keeps a table of score boxes (:data:`SCORE_BOXES`, one :class:`ScoreBox` per game; add games there),
 * masks the box on the raw 210x160 RGB screen (:class:`ScoreMask`: ``"shown"``, ``"hidden"``, ``"blurred"``),
-* builds the vectorised, preprocessed env the agents see (:func:`make_atari_venv`), and
-* evaluates a policy reporting both the paper's per-life clipped return and the full game score
-  (:func:`evaluate_atari`).
+* measures and edits the box on the 84x84 observations (:func:`saliency_share`, :func:`score_area_share`,
+  :func:`score_edit`: the score-box tests of the book's Atari chapter), and
+* builds the vectorised, preprocessed env the agents see (:func:`make_atari_venv`); playing a policy in it is
+  :func:`rewinterp_utils.evaluation.evaluate_atari`.
 
 Wrapper order of one sub-env of :func:`make_atari_venv`, innermost first::
 
@@ -30,9 +31,8 @@ raw env is what the agent sees (checked end to end by ``tests/test_atari_env.py`
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
+from typing import Callable, Literal
 
 import ale_py
 import cv2
@@ -137,6 +137,48 @@ def score_box(game: str) -> ScoreBox:
     return SCORE_BOXES[game]
 
 
+def saliency_share(saliency_map_84: np.ndarray, game: str) -> float | np.ndarray:
+    """Share of the saliency mass ``|map|`` inside ``game``'s score box (``obs_slices(84, inner=False)``).
+
+    ``saliency_map_84``: ``(84, 84)`` -> float, or ``(N, 84, 84)`` -> ``(N,)``; NaN for an all-zero map.
+    Compare with :func:`score_area_share`, the share a uniform map gives.
+    """
+    m = np.abs(np.asarray(saliency_map_84, dtype=np.float64))
+    if m.ndim not in (2, 3) or m.shape[-2:] != (84, 84):
+        raise ValueError(f"expected a saliency map of shape (84, 84) or (N, 84, 84), got {m.shape}")
+    rs, cs = score_box(game).obs_slices(84, inner=False)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = m[..., rs, cs].sum(axis=(-2, -1)) / m.sum(axis=(-2, -1))
+    return float(share) if m.ndim == 2 else share
+
+
+def score_area_share(game: str) -> float:
+    """Fraction of the 84 x 84 frame covered by ``game``'s score box (``obs_slices(84, inner=False)``)."""
+    rs, cs = score_box(game).obs_slices(84, inner=False)
+    return (rs.stop - rs.start) * (cs.stop - cs.start) / 84**2
+
+
+def score_edit(stacks: np.ndarray, donor_frames: np.ndarray, game: str, frame: int = -1) -> np.ndarray:
+    """Copies of the ``(N, 84, 84, C)`` ``stacks`` whose score box (``obs_slices(84, inner=False)``) in frame
+    ``frame`` of the stack axis is taken from the ``(N, 84, 84)`` ``donor_frames`` (one stack and one
+    ``(84, 84)`` frame work too). The inputs are not modified.
+
+    The causal test: paste a later frame's score into an unrewarded stack (fake increment) or an earlier
+    frame's score into a rewarded stack (frozen score) and compare the model's rewards.
+    """
+    stacks, donor_frames = np.asarray(stacks), np.asarray(donor_frames)
+    if stacks.ndim not in (3, 4) or stacks.shape[-3:-1] != (84, 84):
+        raise ValueError(f"expected stacks of shape (N, 84, 84, C) or (84, 84, C), got {stacks.shape}")
+    if donor_frames.shape != stacks.shape[:-1]:
+        raise ValueError(f"expected donor_frames of shape {stacks.shape[:-1]}, got {donor_frames.shape}")
+    if not -stacks.shape[-1] <= frame < stacks.shape[-1]:
+        raise ValueError(f"frame {frame} out of range for {stacks.shape[-1]} stacked frames")
+    rs, cs = score_box(game).obs_slices(84, inner=False)
+    out = stacks.copy()
+    out[..., rs, cs, frame] = donor_frames[..., rs, cs]
+    return out
+
+
 ATARI_IDS: tuple[str, ...] = tuple(atari_id(game) for game in GAMES)
 """The env ids :func:`make_atari_venv` accepts: ``<Game>NoFrameskip-v4`` for every game of :data:`SCORE_BOXES`."""
 
@@ -237,7 +279,7 @@ def make_atari_venv(
       the clipping and the life episodes; ``["l"]`` counts raw frames). SB3's ``evaluate_policy`` detects the
       Monitor and returns *these* game scores, not the clipped per-life return; ``EvalCallback`` likewise.
 
-    :func:`evaluate_atari` records both.
+    :func:`~rewinterp_utils.evaluation.evaluate_atari` records both.
     """
     _check_env_id(env_id)
     _check_mode(score)
@@ -265,108 +307,8 @@ def make_atari_venv(
     return venv
 
 
-def _predict_fn(policy: Any, venv: VecEnv, deterministic: bool, seed: int) -> Callable:
-    if policy is None:
-        rng = np.random.default_rng(seed)
-        n = venv.action_space.n  # type: ignore[attr-defined]
-
-        def random_actions(obs, state, episode_start):
-            return rng.integers(0, n, size=venv.num_envs), None
-
-        return random_actions
-    if hasattr(policy, "predict"):
-        def predict(obs, state, episode_start):
-            return policy.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
-
-        return predict
-    if callable(policy):
-        return lambda obs, state, episode_start: (policy(obs), None)
-    raise TypeError("policy must be None (random), have an SB3-style .predict, or be a callable obs -> actions")
-
-
-def evaluate_atari(
-    policy: Any,
-    env: str | VecEnv,
-    n_episodes: int = 10,
-    deterministic: bool = True,
-    *,
-    n_envs: int = 1,
-    seed: int = 0,
-    score: str = "shown",
-    n_stack: int = 4,
-    max_steps: int = 100_000,
-) -> dict[str, Any]:
-    """Play ``n_episodes`` whole games and record both the clipped per-life return and the game score.
-
-    ``policy``: ``None`` (uniformly random actions, seeded by ``seed``), an object with SB3's
-    ``predict(obs, state=, episode_start=, deterministic=)`` (an algorithm or a policy), or a callable
-    ``obs -> actions``. ``env``: an env id (built with :func:`make_atari_venv` from ``n_envs``, ``seed``,
-    ``score``, ``n_stack`` and closed afterwards) or a venv of :func:`make_atari_venv`. As in SB3's
-    ``evaluate_policy``, the games are split evenly over the sub-envs beforehand. At most ``max_steps`` env
-    steps (agent steps summed over sub-envs) are taken; if they run out, ``truncated`` is True and only
-    finished lives and games are counted.
-
-    Returns ``clipped_return_mean`` (mean over life-episodes of the sum of clipped rewards: the paper's
-    metric), ``clipped_returns``, ``game_score_mean`` (mean over games of the unclipped score, Monitor's
-    ``info["episode"]["r"]``), ``game_scores``, ``game_lengths`` (raw frames), ``n_lives``, ``n_games``,
-    ``steps`` and ``truncated``. Means are NaN when nothing was finished.
-    """
-    if int(n_episodes) != n_episodes or n_episodes < 1:
-        raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
-    own = isinstance(env, str)
-    venv = make_atari_venv(env, n_envs=n_envs, seed=seed, score=score, n_stack=n_stack) if own else env
-    try:
-        act = _predict_fn(policy, venv, deterministic, seed)
-        n = venv.num_envs
-        targets = np.array([(n_episodes + i) // n for i in range(n)], dtype=int)
-        games = np.zeros(n, dtype=int)
-        life_return = np.zeros(n)
-        clipped_returns: list[float] = []
-        game_scores: list[float] = []
-        game_lengths: list[int] = []
-        obs = venv.reset()
-        state = None
-        episode_start = np.ones(n, dtype=bool)
-        steps = 0
-        while (games < targets).any() and steps < max_steps:
-            actions, state = act(obs, state, episode_start)
-            obs, rewards, dones, infos = venv.step(np.asarray(actions))
-            steps += n
-            life_return += rewards
-            episode_start = dones
-            for i in np.flatnonzero(dones):
-                if games[i] < targets[i]:
-                    clipped_returns.append(float(life_return[i]))
-                    if "episode" in infos[i]:
-                        game_scores.append(float(infos[i]["episode"]["r"]))
-                        game_lengths.append(int(infos[i]["episode"]["l"]))
-                        games[i] += 1
-                life_return[i] = 0.0
-        truncated = bool((games < targets).any())
-        if truncated:
-            warnings.warn(f"evaluate_atari: max_steps={max_steps} reached after {int(games.sum())} of "
-                          f"{n_episodes} games", RuntimeWarning, stacklevel=2)
-    finally:
-        if own:
-            venv.close()
-
-    def mean(xs: Sequence[float]) -> float:
-        return float(np.mean(xs)) if len(xs) else float("nan")
-
-    return {
-        "clipped_return_mean": mean(clipped_returns),
-        "clipped_returns": clipped_returns,
-        "game_score_mean": mean(game_scores),
-        "game_scores": game_scores,
-        "game_lengths": game_lengths,
-        "n_lives": len(clipped_returns),
-        "n_games": len(game_scores),
-        "steps": steps,
-        "truncated": truncated,
-    }
-
-
 __all__ = [
     "ATARI_IDS", "GAMES", "SCORES", "SCORE_BLUR_SIGMA", "SCORE_BOXES", "SCORE_MODES", "SCREEN_SHAPE", "ScoreBox",
-    "ScoreMask", "atari_id", "evaluate_atari", "game_of", "make_atari_venv", "mask_frame", "score_box",
+    "ScoreMask", "atari_id", "game_of", "make_atari_venv", "mask_frame", "saliency_share", "score_area_share",
+    "score_box", "score_edit",
 ]
