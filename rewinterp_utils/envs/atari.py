@@ -220,6 +220,7 @@ def make_atari_venv(
     seed: int = 0,
     score: str = "shown",
     n_stack: int = 4,
+    vec_env_cls: type[VecEnv] | None = None,
 ) -> VecEnv:
     """The paper's vectorised Atari env: observation (n_envs, 84, 84, n_stack) uint8, reward in {-1, 0, 1}.
 
@@ -258,7 +259,7 @@ def make_atari_venv(
 
         return _init
 
-    venv = DummyVecEnv([make_env(rank) for rank in range(n_envs)])
+    venv = (vec_env_cls or DummyVecEnv)([make_env(rank) for rank in range(n_envs)])
     venv.seed(seed)  # sub-env i is reset with seed + i at the first reset
     if n_stack > 1:
         venv = VecFrameStack(venv, n_stack=n_stack)

@@ -280,9 +280,10 @@ class StageRun:
         self._tmp = self.final_dir.parent / f".{self.final_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
         self._upstream: dict[str, str] = {}
         self._started, self._t0 = _now(), time.perf_counter()
-        from rewinterp_utils.device import torch_device
+        from rewinterp_utils.device import precision, torch_device
 
         self.device = str(torch_device())  #: where this cell computes (``REWINTERP_DEVICE``), checked before anything
+        self.precision = precision()  #: PPO's convolution precision (``REWINTERP_PRECISION``), checked likewise
 
     def __repr__(self) -> str:
         custom = f", custom sizes {self.cell.overrides}" if self.cell.overrides else ""
@@ -341,7 +342,8 @@ class StageRun:
         (self.dir / METRICS).write_text(text)
         files = {p.relative_to(self.dir).as_posix(): sha256(p) for p in sorted(self.dir.rglob("*")) if p.is_file()}
         manifest = {"identity": self.identity, "files": files, "upstream": self._upstream, "started": self._started,
-                    "finished": _now(), "elapsed_s": round(time.perf_counter() - self._t0, 3), "device": self.device}
+                    "finished": _now(), "elapsed_s": round(time.perf_counter() - self._t0, 3), "device": self.device,
+                    "precision": self.precision}
         (self.dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
         handoff = os.environ.get(HANDOFF_ENV)
         if handoff:
