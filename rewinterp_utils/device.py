@@ -1,10 +1,20 @@
-"""The one place that picks where tensors live: ``REWINTERP_DEVICE`` = ``auto`` (default: CUDA when available,
-else the CPU), ``cpu``, ``cuda`` or ``cuda:N``. PPO, reward models (training and prediction), the learned-reward
-wrapper, attributions and sanity checks all follow it; the manifest of every cell records it."""
+"""The one place that picks where tensors live and in which precision convolutions run.
+
+``REWINTERP_DEVICE`` = ``auto`` (default: CUDA when available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``. PPO,
+reward models (training and prediction), the learned-reward wrapper, attributions and sanity checks all follow it.
+
+``REWINTERP_PRECISION`` = ``auto`` (default: ``bf16`` where the device has native bfloat16, i.e. a CPU with
+AVX-512 BF16 / AMX or a bf16-capable GPU, else ``fp32``), ``fp32`` or ``bf16``. Only the PPO agents' convolutional
+features run in it (:class:`~rewinterp_utils.features.AutocastNatureCNN`); heads, losses, the PPO ratio, values and
+advantages, reward models and every attribution stay fp32. The manifest of every cell records both.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -30,4 +40,56 @@ def torch_device() -> torch.device:
     return torch.device(choice)
 
 
-__all__ = ["DEVICE_CHOICES", "DEVICE_ENV", "torch_device"]
+PRECISION_ENV = "REWINTERP_PRECISION"
+PRECISION_CHOICES: tuple[str, ...] = ("auto", "fp32", "bf16")
+Precision = Literal["fp32", "bf16"]
+CPU_BF16_FLAGS: tuple[str, ...] = ("avx512_bf16", "amx_bf16")
+"""``/proc/cpuinfo`` flags of CPUs with native bfloat16 arithmetic (oneDNN uses them for bf16 convolutions)."""
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (a flag of :data:`CPU_BF16_FLAGS`; False off Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = {f for line in text.splitlines() if line.startswith("flags") for f in line.partition(":")[2].split()}
+    return any(f in flags for f in CPU_BF16_FLAGS)
+
+
+def gpu_has_bf16() -> bool:
+    """Whether a CUDA device with bfloat16 support is available."""
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` (a CPU or a CUDA device) runs bfloat16 natively."""
+    return gpu_has_bf16() if device.type == "cuda" else device.type == "cpu" and cpu_has_bf16()
+
+
+def precision(device: torch.device | None = None) -> Precision:
+    """The precision of convolutional features ``REWINTERP_PRECISION`` asks for on ``device`` (default:
+    :func:`torch_device`), resolved to ``"fp32"`` or ``"bf16"``; ``ValueError`` naming the choices for an unknown
+    name, or for ``bf16`` where the device lacks it (saying what this machine supports)."""
+    choice = os.environ.get(PRECISION_ENV, "").strip().lower() or "auto"
+    if choice not in PRECISION_CHOICES:
+        raise ValueError(f"{PRECISION_ENV} must be one of {', '.join(PRECISION_CHOICES)}, got {choice!r}")
+    device = torch_device() if device is None else torch.device(device)
+    native = bf16_supported(device)
+    if choice == "bf16" and not native:
+        raise ValueError(f"{PRECISION_ENV}='bf16' but the {device.type} device has no native bfloat16 "
+                         f"(CPU bf16: {'yes' if cpu_has_bf16() else 'no'}, GPU bf16: "
+                         f"{'yes' if gpu_has_bf16() else 'no'}); choices here: auto, fp32")
+    if choice == "auto":
+        return "bf16" if native else "fp32"
+    return choice  # type: ignore[return-value]
+
+
+def autocast_dtype(device: torch.device | None = None) -> torch.dtype:
+    """``torch.bfloat16`` or ``torch.float32``: the dtype :func:`precision` names."""
+    return torch.bfloat16 if precision(device) == "bf16" else torch.float32
+
+
+__all__ = ["CPU_BF16_FLAGS", "DEVICE_CHOICES", "DEVICE_ENV", "PRECISION_CHOICES", "PRECISION_ENV", "Precision",
+           "autocast_dtype", "bf16_supported", "cpu_has_bf16", "gpu_has_bf16", "precision", "torch_device"]

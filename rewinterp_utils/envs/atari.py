@@ -31,6 +31,7 @@ raw env is what the agent sees (checked end to end by ``tests/test_atari_env.py`
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -40,7 +41,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.atari_wrappers import AtariWrapper
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack
 
 gym.register_envs(ale_py)
 
@@ -251,6 +252,22 @@ class ScoreMask(gym.ObservationWrapper):
         return mask_frame(observation, self.game, self.mode, self.sigma)
 
 
+def spare_cores() -> int:
+    """Cores this process may use (``os.sched_getaffinity``) beyond torch's intra-op threads."""
+    import torch
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, usable - torch.get_num_threads())
+
+
+def vec_env_class(n_envs: int) -> Callable[..., VecEnv]:
+    """How :func:`make_atari_venv` vectorises by default: sub-envs in worker processes (SB3's ``SubprocVecEnv``,
+    started by its default forkserver, never a bare fork of this multi-threaded process) when there are several
+    and a core is spare for them (:func:`spare_cores`), so the emulators step while torch keeps its own cores; else
+    ``DummyVecEnv`` in this process. Both give the same observations and rewards (seeded per sub-env)."""
+    return SubprocVecEnv if n_envs >= 2 and spare_cores() >= 1 else DummyVecEnv
+
+
 def _check_env_id(env_id: str) -> None:
     if env_id not in ATARI_IDS:
         raise ValueError(f"unknown Atari env id {env_id!r}; supported: {', '.join(ATARI_IDS)}")
@@ -262,14 +279,15 @@ def make_atari_venv(
     seed: int = 0,
     score: str = "shown",
     n_stack: int = 4,
+    vec_env_cls: Callable[..., VecEnv] | None = None,
 ) -> VecEnv:
     """The paper's vectorised Atari env: observation (n_envs, 84, 84, n_stack) uint8, reward in {-1, 0, 1}.
 
     Per sub-env (innermost first): ``gym.make(env_id)`` -> :class:`ScoreMask` (``score``) -> SB3 ``Monitor``
-    -> ``AtariWrapper(clip_reward=True, terminal_on_life_loss=True)``; then ``DummyVecEnv`` and
-    ``VecFrameStack(n_stack)``
-    (skipped for ``n_stack=1``). Sub-env ``rank`` is seeded with ``seed + rank`` (action space now, the env
-    at the first ``reset``), as ``make_vec_env`` does.
+    -> ``AtariWrapper(clip_reward=True, terminal_on_life_loss=True)``; then ``vec_env_cls`` (default:
+    :func:`vec_env_class`, worker processes when a core is spare, else ``DummyVecEnv``) and
+    ``VecFrameStack(n_stack)`` (skipped for ``n_stack=1``). Sub-env ``rank`` is seeded with ``seed + rank``
+    (action space now, the env at the first ``reset``), as ``make_vec_env`` does.
 
     Two returns come out of this env:
 
@@ -300,7 +318,7 @@ def make_atari_venv(
 
         return _init
 
-    venv = DummyVecEnv([make_env(rank) for rank in range(n_envs)])
+    venv = (vec_env_cls or vec_env_class(n_envs))([make_env(rank) for rank in range(n_envs)])
     venv.seed(seed)  # sub-env i is reset with seed + i at the first reset
     if n_stack > 1:
         venv = VecFrameStack(venv, n_stack=n_stack)
@@ -310,5 +328,5 @@ def make_atari_venv(
 __all__ = [
     "ATARI_IDS", "GAMES", "SCORES", "SCORE_BLUR_SIGMA", "SCORE_BOXES", "SCORE_MODES", "SCREEN_SHAPE", "ScoreBox",
     "ScoreMask", "atari_id", "game_of", "make_atari_venv", "mask_frame", "saliency_share", "score_area_share",
-    "score_box", "score_edit",
+    "score_box", "score_edit", "spare_cores", "vec_env_class",
 ]

@@ -285,9 +285,10 @@ class StageRun:
         self._tmp = self.final_dir.parent / f".{self.final_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
         self._upstream: dict[str, str] = {}
         self._started, self._t0 = _now(), time.perf_counter()
-        from rewinterp_utils.device import torch_device
+        from rewinterp_utils.device import precision, torch_device
 
         self.device = str(torch_device())  #: where this cell computes (``REWINTERP_DEVICE``), checked before anything
+        self.precision = precision()  #: PPO's convolution precision (``REWINTERP_PRECISION``), checked likewise
         self.package = package_hash()  #: the package code this cell runs (a hash, see ``codehash``)
 
     def __repr__(self) -> str:
@@ -348,7 +349,7 @@ class StageRun:
         files = {p.relative_to(self.dir).as_posix(): sha256(p) for p in sorted(self.dir.rglob("*")) if p.is_file()}
         manifest = {"identity": self.identity, "files": files, "upstream": self._upstream, "started": self._started,
                     "finished": _now(), "elapsed_s": round(time.perf_counter() - self._t0, 3), "device": self.device,
-                    "package": self.package}
+                    "precision": self.precision, "package": self.package}
         (self.dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
         handoff = os.environ.get(HANDOFF_ENV)
         if handoff:

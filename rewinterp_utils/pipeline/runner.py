@@ -38,7 +38,7 @@ from rewinterp_utils.pipeline.artifacts import (
     read_manifest,
     run_lock,
 )
-from rewinterp_utils.device import torch_device
+from rewinterp_utils.device import precision, torch_device
 from rewinterp_utils.pipeline.backends import DaskBackend, LocalBackend
 from rewinterp_utils.pipeline.scheduler import SchedulerUnreachable, connect
 from rewinterp_utils.pipeline.stages import STAGES, Cell, Stage, check_chapter
@@ -161,6 +161,7 @@ def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | Non
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     watchdog_env = _watchdog_env(cell_timeout, idle_timeout)
     torch_device()  # REWINTERP_DEVICE: a bad name, or CUDA asked for where there is none, fails before anything
+    precision()  # REWINTERP_PRECISION likewise: a bad name, or bf16 where the hardware lacks it
     chapters = check_chapter(chapter)
     sizes = {"n_seeds": n_seeds} if n_seeds is not None else {}
     stages = stages_for(chapters)
