@@ -376,9 +376,11 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           sweep={"model": AUDITED_MODELS, "model_seed": "maze_preference.n_seeds"},
           upstream=("maze_reward_model", "maze_pref_model"), metrics="maze.pref.retrain.{model}.model{model_seed}",
           choices={"model": AUDITED_MODELS}),
-    Stage("maze_pref_audit", "preferences", "The paper's audits, EPIC, and whether an audit predicts retraining",
-          "maze_preference", upstream=("maze_dataset", "maze_reward_model", "maze_pref_model", "maze_pref_retrain"),
+    Stage("maze_pref_audit", "preferences", "The paper's audits and two reward distances on every learned model",
+          "maze_preference", upstream=("maze_dataset", "maze_reward_model", "maze_pref_model"),
           metrics="maze", reads=("maze_expert", "maze_counterfactuals", "maze_sanity")),
+    Stage("maze_pref_predict", "preferences", "Does an audit predict retraining? The part's claims", "maze_preference",
+          upstream=("maze_pref_audit", "maze_pref_retrain"), metrics="maze", reads=("maze_sanity",)),
     Stage("reproducing", "book", "Sizes and timings of this build", always_run=True),
     Stage("results", "book", "Every claim and its verdict, at a glance", metrics="results", always_run=True),
 )}
