@@ -63,7 +63,7 @@ import numpy as np
 from rewinterp_utils.envs.maze import ACTIONS
 from rewinterp_utils.envs.maze_transitions import coverage_weights
 from rewinterp_utils.reward_models import RewardModel, as_reward_model
-from rewinterp_utils.stats import pearson_distance
+from rewinterp_utils.stats import distribution, pearson_distance
 
 Reward = np.ndarray | RewardModel | Callable[..., Any]
 """A reward: values as an array, a reward model, or a plain function ``R(s, s_next)`` of grid batches."""
@@ -97,20 +97,6 @@ def _check_spread(canon: np.ndarray, reward: np.ndarray, w: np.ndarray, name: st
     if np.sqrt(np.dot(w, centred ** 2)) <= 1e-9 * (1.0 + np.abs(reward).max()):
         raise ValueError(f"{name} is equivalent to a zero reward on the covered transitions (its canonicalised "
                          "reward is constant), so its distance is undefined")
-
-
-def _distribution(dist: str | np.ndarray, n: int, name: str) -> np.ndarray:
-    """``"uniform"`` or non-negative weights ``(n,)`` with a positive sum, as probabilities."""
-    if isinstance(dist, str):
-        if dist != "uniform":
-            raise ValueError(f"{name} must be 'uniform' or an array of {n} non-negative weights, got {dist!r}")
-        return np.full(n, 1.0 / n)
-    p = np.asarray(dist, dtype=np.float64)
-    if p.shape != (n,):
-        raise ValueError(f"{name} must have one weight per entry, shape ({n},), got {p.shape}")
-    if not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
-        raise ValueError(f"{name} must be finite and non-negative with a positive total (sum > 0)")
-    return p / p.sum()
 
 
 def _finite(out: Any, shape: tuple[int, ...], name: str, what: str) -> np.ndarray:
@@ -165,8 +151,8 @@ def canonicalize_epic(table: np.ndarray, gamma: float = 0.97, state_dist: str | 
     r = np.asarray(table, dtype=np.float64)
     if r.ndim != 3 or r.shape[0] != r.shape[2] or not np.isfinite(r).all():
         raise ValueError(f"table must be a finite (M, A, M) array, got shape {r.shape}")
-    p_s = _distribution(state_dist, r.shape[0], "state_dist")
-    p_a = _distribution(action_dist, r.shape[1], "action_dist")
+    p_s = distribution(state_dist, r.shape[0], "state_dist")
+    p_a = distribution(action_dist, r.shape[1], "action_dist")
     m = np.einsum("xas,a,s->x", r, p_a, p_s)
     return r + gamma * m[None, None, :] - m[:, None, None] - gamma * np.dot(p_s, m)
 

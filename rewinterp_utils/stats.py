@@ -18,6 +18,23 @@ SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2
 
 
 # ------------------------------------------------------------------------------------------- validation
+def distribution(dist: str | np.ndarray, n: int, name: str, per: str = "entry") -> np.ndarray:
+    """``"uniform"`` or ``n`` finite non-negative weights with a positive sum, as probabilities summing to 1;
+    ``ValueError`` naming ``name`` (and what one weight is for, ``per``) otherwise."""
+    if isinstance(dist, str):
+        if dist != "uniform":
+            raise ValueError(f"{name} must be 'uniform' or an array of {n} non-negative weights, got {dist!r}")
+        return np.full(n, 1.0 / n)
+    w = np.asarray(dist, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"{name} must have one weight per {per}, shape ({n},), got {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError(f"{name} must be finite and non-negative (every weight in [0, inf))")
+    if w.sum() <= 0:
+        raise ValueError(f"{name} must have a positive total (sum > 0)")
+    return w / w.sum()
+
+
 def _check_1d(x: np.ndarray, name: str, n: int | None = None) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or (n is not None and len(x) != n):

@@ -539,8 +539,10 @@ def test_epic_bad_input(tr):
             epic.epic_distance(good, -good, tr, gamma=gamma)
     with pytest.raises(ValueError, match=r"state_dist must have one weight per entry, shape \(162,\)"):
         epic.epic_distance(good, -good, tr, state_dist=np.ones(3))
-    with pytest.raises(ValueError, match="action_dist must be finite and non-negative with a positive total"):
+    with pytest.raises(ValueError, match=r"action_dist must have a positive total \(sum > 0\)"):
         epic.epic_distance(good, -good, tr, action_dist=np.zeros(4))
+    with pytest.raises(ValueError, match="action_dist must be finite and non-negative"):
+        epic.epic_distance(good, -good, tr, action_dist=np.array([1.0, -1.0, 1.0, 1.0]))
     with pytest.raises(ValueError, match="reward_b is equivalent to a zero reward"):
         epic.epic_distance(good, np.full_like(good, 3.0), tr)
     with pytest.raises(ValueError, match="missing 'action'"):

@@ -26,6 +26,7 @@ from rewinterp_utils.envs.maze import (
     empty_layout,
     walled_layout,
 )
+from rewinterp_utils.stats import distribution
 
 GOAL_LAYOUTS: dict[str, tuple[tuple[tuple[int, int], ...], ...]] = {
     "coinflip": ((CORNERS[0],), (CORNERS[1],)),
@@ -165,20 +166,7 @@ def visitation_coverage(s: np.ndarray, s_next: np.ndarray, transitions: dict,
 
 def coverage_weights(coverage: str | np.ndarray, transitions: dict) -> np.ndarray:
     """The coverage as weights over the N transitions summing to 1 (``"uniform"``: all equal)."""
-    n = _n_transitions(transitions)
-    if isinstance(coverage, str):
-        if coverage != "uniform":
-            raise ValueError(f"coverage must be 'uniform' or an array of {n} non-negative weights, got {coverage!r}")
-        return np.full(n, 1.0 / n)
-    w = np.asarray(coverage, dtype=np.float64)
-    if w.shape != (n,):
-        raise ValueError(f"coverage must have one weight per transition, shape ({n},), got {w.shape}")
-    if not np.isfinite(w).all() or (w < 0).any():
-        raise ValueError("coverage must be finite and non-negative (every weight in [0, inf))")
-    total = w.sum()
-    if total <= 0:
-        raise ValueError("coverage must have a positive total (sum > 0)")
-    return w / total
+    return distribution(coverage, _n_transitions(transitions), "coverage", per="transition")
 
 
 __all__ = ["GOAL_LAYOUTS", "coverage_weights", "maze_true_reward", "maze_transitions", "visitation_coverage"]
