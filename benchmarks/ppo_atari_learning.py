@@ -5,7 +5,7 @@
 For each precision (``REWINTERP_PRECISION`` = ``fp32``, ``bf16``) and seed, trains :func:`~rewinterp_utils.agents.atari_ppo`
 (the expert's recipe, ``profiles.AtariExpert``) on :func:`~rewinterp_utils.envs.atari.make_atari_venv` for
 ``--steps`` env steps, each in a fresh subprocess with one torch thread, then plays ``--games`` whole games with
-:func:`~rewinterp_utils.envs.atari.evaluate_atari` (stochastic actions) and records the final clipped per-life
+:func:`~rewinterp_utils.evaluation.evaluate_atari` (stochastic actions) and records the final clipped per-life
 return (the paper's metric).
 
 Criterion: the bf16 seeds' mean final clipped return lies within ``[min - sd, max + sd]`` of the fp32 seeds (sd:
@@ -39,7 +39,8 @@ def train_and_score(game: str, steps: int, seed: int, games: int) -> dict[str, o
 
     from rewinterp_utils.agents import atari_ppo
     from rewinterp_utils.device import precision
-    from rewinterp_utils.envs.atari import atari_id, evaluate_atari, make_atari_venv
+    from rewinterp_utils.envs.atari import atari_id, make_atari_venv
+    from rewinterp_utils.evaluation import evaluate_atari
     from rewinterp_utils.pipeline.profiles import AtariExpert
 
     torch.set_num_threads(1)
