@@ -138,15 +138,27 @@ def sanity_claim(key: str, claim: str, rank_corr_final: Iterable[float], thresho
                  measured=f"rank corr. after randomisation {fmt_spread(finals, 2, unit=unit)}")
 
 
-def unit_check_claim(key: str, claim: str, passed: Iterable[bool], where: str) -> Claim:
-    """A unit check's verdict over several reward models: *passes* when every model passes it."""
+def unit_check_claim(key: str, claim: str, passed: Iterable[bool], where: str, *,
+                     n_changed: Iterable[int] | None = None) -> Claim:
+    """A unit check's verdict over several reward models: *passes* when every model passes it. ``n_changed``
+    (optional, one count per model): how many inputs the check's edit changed; a model with none was not tested
+    (a check on no input FAILS in :mod:`rewinterp_utils.checks`) and does not count, and when no model was tested
+    the verdict is *untested*."""
     ok = np.asarray(list(passed), dtype=bool)
     if ok.size == 0:
         raise ValueError("unit_check_claim needs at least one model's result")
-    verdict = Verdict(_all_some_none(ok, "passes", "fails"),
-                      "passes: every model passes the check (fails: none does; mixed: some do)")
-    return Claim(key=key, claim=claim, paper="not run", measured=f"{int(ok.sum())} of {ok.size} models pass",
-                 verdict=verdict, where=where)
+    tested = np.ones(ok.size, bool) if n_changed is None else np.asarray(list(n_changed)) > 0
+    if tested.size != ok.size:
+        raise ValueError(f"unit_check_claim: {ok.size} results but {tested.size} input counts")
+    criterion = "passes: every model passes the check (fails: none does; mixed: some do)"
+    if not tested.any():
+        return Claim(key=key, claim=claim, paper="not run", measured=f"the edit changed no input of {ok.size} models",
+                     verdict=Verdict("untested", criterion + "; untested: the edit changes none of the inputs"),
+                     where=where)
+    untested = f" ({int((~tested).sum())} untested)" if not tested.all() else ""
+    return Claim(key=key, claim=claim, paper="not run", where=where,
+                 measured=f"{int(ok[tested].sum())} of {int(tested.sum())} models pass{untested}",
+                 verdict=Verdict(_all_some_none(ok[tested], "passes", "fails"), criterion))
 
 
 def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:

@@ -1,0 +1,73 @@
+"""The results page's table: every claims row of a build, gathered from the chapters' ``claims.csv`` files and
+written as one HTML table that fits the book's page (the criterion folded to one short line, the full text one
+click away)."""
+
+from __future__ import annotations
+
+import html
+from typing import Mapping
+
+import pandas as pd
+
+from rewinterp_utils.claims import CLAIMS_FILE
+from rewinterp_utils.pipeline.artifacts import cell_dir
+from rewinterp_utils.pipeline.stages import STAGES
+from rewinterp_utils.pipeline.summary import verified_cells
+
+FIELDS: tuple[str, ...] = ("key", "claim", "paper", "measured", "verdict", "criterion", "where", "chapter", "page")
+"""The columns of :func:`collect_claims` (a ``claims.csv`` row and the page that wrote it)."""
+CHAPTER_NAMES: dict[str, str] = {"gridworld": "Gridworld", "atari": "Atari", "table1": "Table 1",
+                                 "preferences": "Preferences"}
+"""How the table names each chapter."""
+COLUMNS: tuple[tuple[str, int], ...] = (("chapter", 9), ("claim", 25), ("paper", 14), ("this build", 22),
+                                        ("verdict", 12), ("criterion", 18))
+"""The table's columns with their share of the page's width (percent)."""
+
+
+def collect_claims(profile: str) -> pd.DataFrame:
+    """Every row of every verified cell's ``claims.csv`` at ``profile`` (strings, empty where missing), with the
+    book page of the cell that wrote it; columns :data:`FIELDS` (no rows when no chapter was run)."""
+    page_of = {cell_dir(c): page for st in STAGES.values() for page, c in st.pages(profile).items()}
+    frames = [pd.read_csv(cell_dir(cell) / CLAIMS_FILE, dtype=str).fillna("")
+              .assign(page=page_of.get(cell_dir(cell), next(iter(STAGES[stage].pages(profile)))))
+              for stage, cells in verified_cells(profile).items() for cell in cells
+              if (cell_dir(cell) / CLAIMS_FILE).is_file()]
+    return pd.concat(frames, ignore_index=True)[list(FIELDS)] if frames else pd.DataFrame(columns=list(FIELDS))
+
+
+def short_criterion(text: str, width: int = 40) -> str:
+    """The criterion's first clause (up to `` (`` or ``;``), cut at a word boundary to at most ``width``
+    characters with ``…`` when anything was left out."""
+    head = text.split(" (")[0].split(";")[0].strip()
+    if len(head) > width:
+        head = head[:width - 1].rsplit(" ", 1)[0]
+    return head if head == text else head.rstrip(",:") + "…"
+
+
+def criterion_html(text: str, width: int = 40) -> str:
+    """The criterion as a ``<details>`` element: :func:`short_criterion` as its summary, the full text inside
+    (plain escaped text when the short form is the whole)."""
+    short = short_criterion(text, width)
+    if short == text:
+        return html.escape(text)
+    return f"<details><summary>{html.escape(short)}</summary>{html.escape(text)}</details>"
+
+
+def row_html(row: Mapping[str, str]) -> str:
+    """One claims row as ``<tr>``: the claim links to its page (``<page>.html``), the verdict in bold."""
+    cells = [html.escape(CHAPTER_NAMES.get(row["chapter"], row["chapter"])),
+             f'<a href="{html.escape(row["page"])}.html">{html.escape(row["claim"])}</a>',
+             html.escape(row["paper"]), html.escape(row["measured"]),
+             f"<b>{html.escape(row['verdict'])}</b>", criterion_html(row["criterion"])]
+    return "<tr>" + "".join(f'<td style="vertical-align: top">{c}</td>' for c in cells) + "</tr>"
+
+
+def claims_html(claims: pd.DataFrame) -> str:
+    """The results table: one row per claim (columns :data:`COLUMNS`), laid out to the page's width (fixed
+    column shares, long words broken rather than cut)."""
+    cols = "".join(f'<col style="width: {w}%">' for _, w in COLUMNS)
+    head = "".join(f"<th>{html.escape(name)}</th>" for name, _ in COLUMNS)
+    body = "".join(row_html(r) for r in claims.to_dict("records"))
+    return ('<table class="dataframe results-table" style="width: 100%; table-layout: fixed; '
+            'overflow-wrap: anywhere; font-size: 0.85em">'
+            f"<colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
