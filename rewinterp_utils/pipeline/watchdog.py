@@ -22,6 +22,7 @@ set them by hand.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -282,7 +283,7 @@ def execute_watched(input_path: str | Path, output_path: str | Path, limits: Lim
             with batch_environment(), dog:
                 pm.execute_notebook(str(input_path), str(output_path), parameters=dict(parameters or {}),
                                     cwd=None if cwd is None else str(cwd), progress_bar=False,
-                                    kernel_name="python3", execution_timeout=limits.cell_s + 60,
+                                    kernel_name="python3", execution_timeout=math.ceil(limits.cell_s) + 60,
                                     **dog.hooks())
             if dog.stop is None:
                 return stops
