@@ -19,7 +19,7 @@ FIELDS: tuple[str, ...] = ("key", "claim", "paper", "measured", "verdict", "crit
 CHAPTER_NAMES: dict[str, str] = {"gridworld": "Gridworld", "atari": "Atari", "table1": "Table 1",
                                  "preferences": "Preferences"}
 """How the table names each chapter."""
-COLUMNS: tuple[tuple[str, int], ...] = (("chapter", 9), ("claim", 25), ("paper", 14), ("this build", 22),
+COLUMNS: tuple[tuple[str, int], ...] = (("chapter", 11), ("claim", 25), ("paper", 13), ("this build", 21),
                                         ("verdict", 12), ("criterion", 18))
 """The table's columns with their share of the page's width (percent)."""
 
