@@ -200,16 +200,29 @@ def sanity_claim(key: str, claim: str, rank_corr_final: Iterable[float], thresho
                  measured=f"rank corr. after randomisation {fmt_spread(finals, 2, unit=unit)}")
 
 
-def unit_check_claim(key: str, claim: str, passed: Iterable[bool], where: str) -> Claim:
-    """A unit check's verdict over several reward models: *passes* when every model passes it."""
+def unit_check_claim(key: str, claim: str, passed: Iterable[bool], where: str, *,
+                     n_changed: Iterable[int] | None = None) -> Claim:
+    """A unit check's verdict over several reward models: *holds* when every model passes it, *does not hold* when
+    none does, *undecided* when some do. ``n_changed`` (optional, one count per model): how many inputs the check's
+    edit changed; a model with none was not tested (a check on no input FAILS in :mod:`rewinterp_utils.checks`)
+    and does not count, and when no model was tested the verdict is *undecided* ("no model tested")."""
     ok = np.asarray(list(passed), dtype=bool)
     if ok.size == 0:
         raise ValueError("unit_check_claim needs at least one model's result")
-    verdict = Verdict(_by_ends(bool(ok.all()), bool(ok.any())),
-                      "holds: every model passes the check (does not hold: none does; undecided: some do)",
-                      f"{int(ok.sum())} of {ok.size} models")
-    return Claim(key=key, claim=claim, paper="not run", measured=f"{int(ok.sum())} of {ok.size} models pass",
-                 verdict=verdict, where=where)
+    tested = np.ones(ok.size, bool) if n_changed is None else np.asarray(list(n_changed)) > 0
+    if tested.size != ok.size:
+        raise ValueError(f"unit_check_claim: {ok.size} results but {tested.size} input counts")
+    criterion = ("holds: every model passes the check (does not hold: none does; undecided: some do, or the edit "
+                 "changes none of the inputs)")
+    if not tested.any():
+        return Claim(key=key, claim=claim, paper="not run", measured=f"the edit changed no input of {ok.size} models",
+                     verdict=Verdict(UNDECIDED, criterion, "no model tested"), where=where)
+    untested = f" ({int((~tested).sum())} untested)" if not tested.all() else ""
+    passed_n, n = int(ok[tested].sum()), int(tested.sum())
+    return Claim(key=key, claim=claim, paper="not run", where=where,
+                 measured=f"{passed_n} of {n} models pass{untested}",
+                 verdict=Verdict(_by_ends(bool(ok[tested].all()), bool(ok[tested].any())), criterion,
+                                 f"{passed_n} of {n} models"))
 
 
 def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:

@@ -332,6 +332,18 @@ MODEL_FILE = "reward_model.pt"
 """The file a reward-model stage saves its model to (with :func:`save_model`)."""
 
 
+def fit_shuffled_atari(obs: np.ndarray, rewards: np.ndarray, epochs: int, batch_size: int, learning_rate: float,
+                       seed: int, desc: str = "shuffled") -> AtariRewardCNN:
+    """The data-randomisation control: an :class:`AtariRewardCNN` (initialised after ``torch.manual_seed(0)``)
+    fitted by :func:`fit_regression` (sample order ``seed``) on ``obs`` with the ``rewards`` permuted by
+    ``numpy.random.default_rng(seed)``; returned in eval mode."""
+    torch.manual_seed(0)
+    model = AtariRewardCNN()
+    y = torch.as_tensor(np.random.default_rng(seed).permutation(np.asarray(rewards)), dtype=torch.float32)
+    fit_regression(model, (torch.as_tensor(obs),), y, epochs, batch_size, learning_rate, seed=seed, desc=desc)
+    return model.eval()
+
+
 def load_reward_model(folder: Path, device: torch.device | str | None = None) -> RewardModel:
     """The reward model a reward-model stage saved in ``folder`` (``folder / MODEL_FILE``): :func:`load_model`."""
     return load_model(Path(folder) / MODEL_FILE, device)

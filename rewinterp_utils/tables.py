@@ -13,6 +13,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from rewinterp_utils.claims import fmt_spread
+
 MISSING = "–"
 """What a table shows where there is no value (NaN, None)."""
 
@@ -62,4 +64,16 @@ def format_table(df: pd.DataFrame, digits: int | Mapping[str, int] = 3) -> pd.Da
     for col in out.columns:
         d = digits.get(col, 3) if isinstance(digits, Mapping) else digits
         out[col] = [fmt_number(v, d) for v in df[col]]
+    return out
+
+
+def spread_table(values: pd.DataFrame, columns: Mapping[str, str], digits: int = 4,
+                 names: tuple[str, ...] = ("game", "score setting")) -> pd.DataFrame:
+    """One row per group of ``values``' index but its last level (the seeds), one column per quantity:
+    ``columns`` maps a column of ``values`` to its label, each cell the quantity's mean ± sd over the group's seeds
+    (:func:`~rewinterp_utils.claims.fmt_spread` with ``digits``); the index levels are called ``names``."""
+    levels = list(range(values.index.nlevels - 1))
+    out = pd.DataFrame({group: {label: fmt_spread(rows[q], digits) for q, label in columns.items()}
+                        for group, rows in values.groupby(level=levels, sort=False)}).T
+    out.index.names = list(names)
     return out

@@ -281,11 +281,11 @@ def test_run_checks_on_stacks_models_and_unit_check_claim_counts_them():
     table = run_checks_on([check], {"flat": flat, "slope": slope}, (np.zeros((4, 3)),))
     assert list(table.model) == ["flat", "slope"] and list(table.passed) == [True, False]
     assert table.effect.tolist() == [0.0, 3.0]
-    claim = unit_check_claim("shift", "shift", table.passed, "here", "test")
-    assert (claim.verdict, claim.measured) == ("mixed", "1 of 2 models pass")
-    assert unit_check_claim("shift", "shift", [True, True], "here", "test").verdict == "passes"
+    claim = unit_check_claim("shift", "shift", table.passed, "here", n_changed=table.n)
+    assert (claim.verdict.outcome, claim.measured) == ("undecided", "1 of 2 models pass")
+    assert unit_check_claim("shift", "shift", [True, True], "here").verdict.outcome == "holds"
     with pytest.raises(ValueError):
-        unit_check_claim("shift", "shift", [], "here", "test")
+        unit_check_claim("shift", "shift", [], "here")
 
 
 def test_check_metrics_names_every_model_and_check():
@@ -300,3 +300,18 @@ def test_check_metrics_names_every_model_and_check():
         "sanity.checks.model1.far_goal_erased_from_s_and_s.effect": -0.5,
         "sanity.checks.model1.far_goal_erased_from_s_and_s.passed": False,
     }
+
+
+@pytest.mark.parametrize("passed, n_changed, outcome, measured", [
+    ([False, False], [0, 0], "undecided", "the edit changed no input of 2 models"),  # a check on no input fails
+    ([True, False], [5, 0], "holds", "1 of 1 models pass (1 untested)"),  # the untested one does not count
+    ([False, True], [5, 3], "undecided", "1 of 2 models pass"),
+    ([False, False], [5, 3], "does not hold", "0 of 2 models pass"),
+])
+def test_unit_check_claim_leaves_out_models_the_edit_did_not_test(passed, n_changed, outcome, measured):
+    from rewinterp_utils.claims import unit_check_claim
+
+    claim = unit_check_claim("k", "c", passed, "w", n_changed=n_changed)
+    assert (claim.verdict.outcome, claim.measured) == (outcome, measured)
+    with pytest.raises(ValueError, match="input counts"):
+        unit_check_claim("k", "c", passed, "w", n_changed=[1])

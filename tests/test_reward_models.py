@@ -244,3 +244,21 @@ def test_load_model_refuses_pickled_objects(tmp_path):
         pickle.dump({"x": _Evil()}, f, protocol=2)
     with pytest.raises(pickle.UnpicklingError):
         rm.load_model(path)
+
+
+def test_fit_shuffled_atari_is_the_regression_on_permuted_rewards():
+    """Oracle: the same model and fit written out by hand, with the rewards permuted by the seed's generator."""
+    from rewinterp_utils.reward_models import AtariRewardCNN, fit_regression, fit_shuffled_atari
+
+    rng = np.random.default_rng(3)
+    obs = rng.integers(0, 256, (6, 84, 84, 4), dtype=np.uint8)
+    rewards = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0])
+    ours = fit_shuffled_atari(obs, rewards, epochs=1, batch_size=3, learning_rate=1e-3, seed=4)
+    torch.manual_seed(0)
+    by_hand = AtariRewardCNN()
+    shuffled = torch.tensor(np.random.default_rng(4).permutation(rewards), dtype=torch.float32)
+    assert not np.array_equal(shuffled.numpy(), rewards)  # the seed does move the rewards
+    fit_regression(by_hand, (torch.as_tensor(obs),), shuffled, 1, 3, 1e-3, seed=4)
+    assert not ours.training
+    for (name, a), (_, b) in zip(ours.state_dict().items(), by_hand.state_dict().items()):
+        assert torch.equal(a, b), name

@@ -32,3 +32,16 @@ def test_one_seed_has_no_standard_deviation():
         fmt_spread([])
     with pytest.raises(ValueError):
         fmt_spread([float("nan")])
+
+
+def test_spread_table_gives_mean_and_sd_over_each_groups_seeds():
+    from rewinterp_utils.tables import spread_table
+
+    index = pd.MultiIndex.from_tuples([("B", "shown", 0), ("B", "shown", 1), ("B", "hidden", 0), ("B", "hidden", 1)],
+                                      names=["game", "score", "model_seed"])
+    values = pd.DataFrame({"mse": [0.1, 0.3, 0.5, 0.5], "share": [1.0, 2.0, 3.0, 5.0]}, index=index)
+    table = spread_table(values, {"mse": "held-out MSE"}, 2)
+    assert table.to_dict() == {"held-out MSE": {("B", "shown"): "0.20 ± 0.14 (2 seeds)",  # sd = 0.2 / sqrt(2)
+                                                ("B", "hidden"): "0.50 ± 0.00 (2 seeds)"}}
+    assert list(table.index.names) == ["game", "score setting"]
+    assert spread_table(values, {"share": "s"}, 1).loc[("B", "hidden"), "s"] == "4.0 ± 1.4 (2 seeds)"
