@@ -95,7 +95,7 @@ def load_audited(spec: str, env_id: str) -> RewardModel:
         try:
             model = load_model(Path(spec), "cpu")
         except Exception as e:  # noqa: BLE001 - torch raises many kinds for a file that is not a model
-            raise ValueError(f"model file {spec} does not load ({type(e).__name__}: {str(e)[:300]}); expected "
+            raise ValueError(f"model file {spec} does not load ({type(e).__name__}: {str(e).splitlines()[0][:160]}); expected "
                              "a reward-model file saved with save_model") from None
     return check_fits(model, env_id, spec)
 
