@@ -207,7 +207,7 @@ def test_get_stage_and_chapter():
     with pytest.raises(ValueError) as e:
         get_stage("maze_expet")
     assert "maze_expert" in str(e.value)
-    assert check_chapter("all") == ("gridworld", "atari", "table1", "preferences")
+    assert check_chapter("all") == ("gridworld", "atari", "table1", "preferences", "audit")
     assert check_chapter("gridworld") == ("gridworld",)
     with pytest.raises(ValueError, match="gridworld"):
         check_chapter("mars")

@@ -1,8 +1,11 @@
-"""``rewinterp run`` executes the stage notebooks; ``rewinterp book`` builds the HTML book from them.
+"""``rewinterp run`` executes the stage notebooks; ``rewinterp book`` builds the HTML book from them; ``rewinterp
+audit`` audits reward models of one's own (:mod:`~rewinterp_utils.pipeline.reports`).
 
 Exit codes: 0 done, 1 a cell failed (its notebook raised, or a code cell stopped answering on both attempts:
 see :mod:`~rewinterp_utils.pipeline.watchdog`) or the book did not build, 2 bad input (arguments, a watchdog
-limit that is not a positive number, a scheduler address that is not a reachable Dask scheduler), 75 another run
+limit that is not a positive number, a scheduler address that is not a reachable Dask scheduler; for ``audit``: a
+model file that does not load, a model whose input does not fit the maze, an unknown environment, a factory path
+that does not import), 75 another run
 holds the artifact folder, 130 interrupted (rerun the same command to resume).
 """
 
@@ -59,15 +62,30 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("book", help="build the HTML book from the executed notebooks")
     b.add_argument("--profile", choices=PROFILES, default="default", help="whose executed notebooks to use")
     b.add_argument("--no-strict", action="store_true", help="do not treat Sphinx warnings as errors")
+    a = sub.add_parser("audit", help="audit reward models: the book's audits as one HTML report per model")
+    a.add_argument("models", nargs="+", metavar="MODEL",
+                   help="a file saved with save_model, an import path package.module:factory, a folder or a glob")
+    a.add_argument("--env", required=True, metavar="ENV", help="maze id, e.g. EmptyMaze-10x10-CoinFlipGoal-v3")
+    a.add_argument("--out", default=None, metavar="PATH",
+                   help="the report (one model; default audit-<name>.html) or the folder of reports (several)")
+    a.add_argument("--profile", choices=PROFILES, default="default", help="sizes to run at")
+    a.add_argument("--dataset", default=None, metavar="PATH",
+                   help="held-out transitions (.npz of save_transitions; default: the maze expert's)")
+    a.add_argument("--reference", default=None, metavar="MODEL", help="the reference reward (default: the true one)")
+    a.add_argument("--jobs", type=_positive, default=None, help="audits run at once (default: CPU cores)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from rewinterp_utils.pipeline import book, runner  # heavy imports only once the arguments are valid
+    from rewinterp_utils.pipeline import book, reports, runner  # heavy imports only once the arguments are valid
 
     try:
-        if args.command == "run":
+        if args.command == "audit":
+            for path in reports.run_audits(args.models, args.env, args.out, args.profile, args.dataset,
+                                           args.reference, args.jobs):
+                print(path)
+        elif args.command == "run":
             summary = runner.run(args.profile, args.chapter, force=args.force, jobs=args.jobs, n_seeds=args.seeds,
                                  scheduler=args.scheduler, cell_timeout=args.cell_timeout,
                                  idle_timeout=args.idle_timeout)

@@ -14,6 +14,10 @@
   files of runs that died are removed when the next one starts.
 * ``summary.json`` is rebuilt after every stage (:mod:`~rewinterp_utils.pipeline.summary`).
 * Where cells execute: :mod:`~rewinterp_utils.pipeline.backends`.
+* ``cells``: the given cells instead of a chapter's sweep (``rewinterp audit`` runs one ``audit`` cell per model).
+  Their notebooks build missing upstream cells on demand (:meth:`~rewinterp_utils.pipeline.artifacts.StageRun.require`,
+  under this run's lock); the first cell runs alone, so cells that read the same upstream cell do not build it
+  twice at once.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from tqdm.auto import tqdm
 
@@ -144,10 +148,24 @@ def _watchdog_env(cell_timeout: float | None, idle_timeout: float | None) -> dic
     return env
 
 
+def _given_cells(cells: Sequence[Cell], profile: str) -> tuple[list[Stage], dict[str, list[Cell]]]:
+    """The stages of ``cells`` in dependency order and their cells; ``ValueError`` for no cell, a cell that is
+    not a :class:`Cell` or one of another profile."""
+    cells = list(cells)
+    if not cells or not all(isinstance(c, Cell) for c in cells):
+        raise ValueError(f"cells must be a non-empty list of Cell, got {cells!r}")
+    other = [c.describe() for c in cells if c.profile != profile]
+    if other:
+        raise ValueError(f"every cell must be of profile {profile!r}; {', '.join(other)} are not")
+    stages = [s for s in STAGES.values() if any(c.stage.name == s.name for c in cells)]
+    return stages, {s.name: list(dict.fromkeys(c for c in cells if c.stage.name == s.name)) for s in stages}
+
+
 def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | None = None,
         n_seeds: int | None = None, scheduler: str | None = None, cell_timeout: float | None = None,
-        idle_timeout: float | None = None) -> dict[str, Any]:
-    """Run every cell of ``chapter`` at ``profile`` that is not done; return the new summary.
+        idle_timeout: float | None = None, cells: Sequence[Cell] | None = None) -> dict[str, Any]:
+    """Run every cell of ``chapter`` at ``profile`` that is not done (or the given ``cells``, see the module
+    docstring; ``chapter`` and ``n_seeds`` then do not apply); return the new summary.
 
     ``n_seeds`` overrides the profile's number of seeds of every sweep that has one; ``cell_timeout`` and
     ``idle_timeout`` (seconds) the watchdog's limits (:mod:`~rewinterp_utils.pipeline.watchdog`). Raises
@@ -164,8 +182,12 @@ def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | Non
     precision()  # REWINTERP_PRECISION likewise: a bad name, or bf16 where the hardware lacks it
     chapters = check_chapter(chapter)
     sizes = {"n_seeds": n_seeds} if n_seeds is not None else {}
-    stages = stages_for(chapters)
-    grids = {s.name: stage_cells(s, profile, sizes) for s in stages}  # validates before anything is written
+    if cells is None:
+        stages = stages_for(chapters)
+        grids = {s.name: stage_cells(s, profile, sizes) for s in stages}  # validates before anything is written
+    else:
+        chapters, sizes = check_chapter("all"), {}
+        stages, grids = _given_cells(cells, profile)
     client = connect(scheduler) if scheduler is not None else None
     started = time.time()
     try:
@@ -176,8 +198,8 @@ def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | Non
             workdir.mkdir(parents=True, exist_ok=True)
             jobs = jobs or os.cpu_count() or 1
             # kernels inherit: one artifact root, one BLAS thread per parallel job, no progress bars
-            env = {"REWINTERP_ARTIFACTS": str(root), "TQDM_DISABLE": "1", "REWINTERP_BATCH": "1", RUNNER_ENV: "1",
-                   **watchdog_env,
+            env = {"REWINTERP_ARTIFACTS": str(root), "TQDM_DISABLE": "1", "REWINTERP_BATCH": "1",
+                   **({RUNNER_ENV: "1"} if cells is None else {}), **watchdog_env,
                    "OMP_NUM_THREADS": "1" if client else str(max(1, (os.cpu_count() or 1) // jobs))}
             backend = DaskBackend(client, workdir, env) if client else LocalBackend(jobs, workdir, env)
             failed: set[Cell] = set()
@@ -199,7 +221,12 @@ def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | Non
                         if reason and reason != "missing":
                             print(f"rerunning {cell.describe()}: {reason}", file=sys.stderr)
                 t0 = time.perf_counter()
-                failures = _execute_cells(todo, backend, stop, f"{s.name} ({len(grids[s.name]) - len(todo)} done)")
+                desc = f"{s.name} ({len(grids[s.name]) - len(todo)} done)"
+                if cells is None or not todo:
+                    failures = _execute_cells(todo, backend, stop, desc)
+                else:  # the first alone: it builds the upstream cells the others may read too
+                    failures = _execute_cells(todo[:1], backend, stop, desc)
+                    failures += _execute_cells(todo[1:], backend, stop, desc)
                 failed |= {c for c, _ in failures}
                 summary = write_summary(profile, chapters, sizes, exclude=failed)
                 if failures:

@@ -38,7 +38,7 @@ from rewinterp_utils.pipeline.codehash import code_cells, notebook_code_hash, si
 from rewinterp_utils.pipeline.profiles import PROFILES, SIZES, check_profile, resolve
 from rewinterp_utils.wrappers import ATARI_REWARDS, MAZE_REWARDS
 
-CHAPTERS: tuple[str, ...] = ("gridworld", "atari", "table1", "preferences")
+CHAPTERS: tuple[str, ...] = ("gridworld", "atari", "table1", "preferences", "audit")
 """The chapters ``rewinterp run --chapter`` accepts (stages of chapter ``book`` always run)."""
 
 CHOICES: Mapping[str, tuple[str, ...]] = MappingProxyType({
@@ -381,6 +381,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           metrics="maze", reads=("maze_expert", "maze_counterfactuals", "maze_sanity")),
     Stage("maze_pref_predict", "preferences", "Does an audit predict retraining? The part's claims", "maze_preference",
           upstream=("maze_pref_audit", "maze_pref_retrain"), metrics="maze", reads=("maze_sanity",)),
+    Stage("audit", "audit", "Audit one reward model: the book's audits, each with a verdict", upstream=("maze_dataset",),
+          metrics="audit", reads=("maze_expert", "maze_counterfactuals", "maze_sanity")),
     Stage("reproducing", "book", "Sizes and timings of this build", always_run=True),
     Stage("results", "book", "Every claim and its verdict, at a glance", metrics="results", always_run=True),
 )}

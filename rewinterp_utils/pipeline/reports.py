@@ -1,0 +1,155 @@
+"""``rewinterp audit``: one ``audit`` cell per model through the runner, each written as one self-contained HTML file.
+
+:func:`audit_cells` checks everything first (:func:`~rewinterp_utils.audit.check_inputs` on every model, the
+environment, the dataset and the reference; the output path), so bad input ends with ``ValueError`` before
+anything is written. :func:`run_audits` then runs the cells with :func:`~rewinterp_utils.pipeline.runner.run`
+(``cells=``: always rerun, since a model file may have changed under the same name; each notebook under the
+watchdog), renders each executed notebook with :func:`render_html` and, for several models, writes
+``comparison.csv`` and ``comparison.html`` beside the reports (:func:`~rewinterp_utils.audit.comparison_table`).
+"""
+
+from __future__ import annotations
+
+import glob
+import html
+import os
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from rewinterp_utils.pipeline.stages import Cell, get_stage
+
+OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+"""
+"""nbconvert's lab template without the scripts it loads from the network (require.js, MathJax, Mermaid, widgets)."""
+MODEL_SUFFIXES: tuple[str, ...] = (".pt", ".pth")
+"""The files a folder of models is read for."""
+
+
+def render_html(executed: Path, out: Path) -> Path:
+    """The executed notebook ``executed`` as one HTML file ``out`` that loads nothing from the network: figures
+    embedded as data URIs, cells tagged ``remove-cell`` (the install cell) left out."""
+    import nbformat
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    exporter = HTMLExporter(extra_loaders=[DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})],
+                            template_file="offline.html.j2", embed_images=True)
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=("remove-cell",)), enabled=True)
+    with warnings.catch_warnings():  # glued metrics are hidden outputs, meant for the book: not shown here
+        warnings.filterwarnings("ignore", message="Your element with mimetype", category=UserWarning)
+        body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def expand_models(specs: Sequence[str]) -> list[str]:
+    """Every model ``specs`` name: a folder gives its ``*.pt``/``*.pth`` files, a glob its matches (sorted), anything
+    else (a file, an import path) itself. ``ValueError`` for a folder or glob that matches no file."""
+    out = []
+    for spec in specs:
+        if Path(spec).is_dir():
+            found = sorted(str(p) for p in Path(spec).iterdir() if p.suffix in MODEL_SUFFIXES and p.is_file())
+            if not found:
+                raise ValueError(f"folder {spec} holds no model file (expected {', '.join(MODEL_SUFFIXES)} files)")
+            out += found
+        elif glob.has_magic(spec):
+            found = sorted(p for p in glob.glob(spec) if Path(p).is_file())
+            if not found:
+                raise ValueError(f"{spec!r} matches no file; expected a glob of reward-model files")
+            out += found
+        else:
+            out.append(spec)
+    return list(dict.fromkeys(out))
+
+
+def report_name(spec: str) -> str:
+    """A file name for the report of ``spec``: a file's stem, an import path's ``module.factory``."""
+    return Path(spec).stem if ":" not in spec or Path(spec).exists() else spec.replace(":", ".")
+
+
+def _absolute(spec: str | None) -> str | None:
+    """A path that exists, made absolute (the notebook runs in another folder); an import path as it is."""
+    return str(Path(spec).resolve()) if spec is not None and Path(spec).exists() else spec
+
+
+def audit_cells(specs: Sequence[str], env_id: str, profile: str, dataset: str | None = None,
+                reference: str | None = None) -> list[Cell]:
+    """One ``audit`` cell per model, every input checked (``ValueError`` naming what is wrong, nothing written)."""
+    from rewinterp_utils.audit import check_inputs
+
+    cells = []
+    for spec in specs:
+        check_inputs(spec, env_id, dataset, reference)
+        cells.append(get_stage("audit").cell(profile, model=_absolute(spec), env_id=env_id, dataset=_absolute(dataset),
+                                             reference=_absolute(reference)))
+    return cells
+
+
+@contextmanager
+def _importable_from_here() -> Iterator[None]:
+    """The working directory on ``PYTHONPATH`` for the run: a factory module beside the caller imports in the
+    notebook's kernel, which runs in the artifact folder."""
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(Path.cwd()), *([old] if old else [])])
+    try:
+        yield
+    finally:
+        os.environ.pop("PYTHONPATH") if old is None else os.environ.__setitem__("PYTHONPATH", old)
+
+
+def run_audits(specs: Sequence[str], env_id: str, out: Path | None = None, profile: str = "default",
+               dataset: str | None = None, reference: str | None = None, jobs: int | None = None) -> list[Path]:
+    """Audit every model of ``specs`` (:func:`expand_models`) on ``env_id`` and return the files written.
+
+    One model (a single file or import path): its report at ``out`` (default ``audit-<name>.html``; an existing
+    folder gets ``<name>.html``). Several (or a folder or glob): ``out`` (default ``audit-reports``) is a folder
+    holding ``<name>.html`` per model and the comparison table. ``ValueError`` on bad input before anything runs.
+    """
+    from rewinterp_utils.audit import comparison_table
+    from rewinterp_utils.pipeline import runner
+    from rewinterp_utils.pipeline.artifacts import cell_dir, executed_path, read_metrics
+
+    models = expand_models(specs)
+    batch = len(models) > 1 or any(Path(s).is_dir() or glob.has_magic(s) for s in specs)
+    names = [report_name(m) for m in models]
+    if len(set(names)) != len(names):
+        names = [f"{k:02d}-{n}" for k, n in enumerate(names)]
+    if batch:
+        folder = Path(out or "audit-reports")
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"--out {folder} is a file; several models need a folder for their reports")
+        targets = [folder / f"{n}.html" for n in names]
+    else:
+        target = Path(out or f"audit-{names[0]}.html")
+        target = target / f"{names[0]}.html" if target.is_dir() else target
+        if target.suffix != ".html":
+            raise ValueError(f"--out {target} must end in .html (or be a folder)")
+        folder, targets = target.parent, [target]
+    if not folder.is_dir() and not (batch and folder.parent.is_dir()):
+        raise ValueError(f"--out: folder {folder if not batch else folder.parent} does not exist")
+    cells = audit_cells(models, env_id, profile, dataset, reference)
+    with _importable_from_here():
+        runner.run(profile, force=True, jobs=jobs, cells=cells)
+    folder.mkdir(exist_ok=True)
+    written = [render_html(executed_path(c), t) for c, t in zip(cells, targets)]
+    if batch:
+        table = comparison_table({n: read_metrics(cell_dir(c)) for n, c in zip(names, cells)})
+        table.to_csv(folder / "comparison.csv")
+        (folder / "comparison.html").write_text(
+            f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Reward-model audits on "
+            f"{html.escape(env_id)}</title></head><body>\n<h1>Reward-model audits on {html.escape(env_id)}</h1>\n"
+            f"{table.to_html(border=1)}\n</body></html>\n", encoding="utf-8")
+        written += [folder / "comparison.csv", folder / "comparison.html"]
+    return written
+
+
+__all__ = ["audit_cells", "expand_models", "render_html", "report_name", "run_audits"]

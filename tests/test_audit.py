@@ -1,0 +1,180 @@
+"""The audit of one's own reward model: the audits' verdicts against what the rules they test must give, bad input
+naming what is wrong, and ``rewinterp audit`` end to end at smoke (reports that open cleanly in Chromium)."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from rewinterp_utils import audit
+from rewinterp_utils.claims import FAILS, HOLDS, UNDECIDED
+from rewinterp_utils.envs.maze import GOAL
+from rewinterp_utils.envs.maze_transitions import maze_transitions
+from rewinterp_utils.reward_models import AtariRewardCNN, MazeRewardMLP, save_model
+
+COINFLIP = "EmptyMaze-10x10-CoinFlipGoal-v3"
+TRUE, RULE = "rewinterp_utils.audit:true_reward_model", "rewinterp_utils.audit:paper_rule_model"
+RULE_FAILS_FAMILIES = {"no_goal", "two_goals", "many_goals", "goal_vanishes"}
+"""Where "pay when no goal is visible in s'" differs from the true reward (Michaud et al. 2020, Figure 2): the goal
+erased, a second goal still in view, and a goal vanishing far away; a goal in the centre is paid like a corner."""
+RULE_FAILS_CHECKS = {"far goal vanishes", "far goal erased from s and s'", "distant second goal"}
+"""The unit checks :func:`~rewinterp_utils.checks.maze_checks` says that rule fails."""
+
+
+def outcomes(claims) -> dict[str, str]:
+    return {c.key: c.verdict.outcome for c in claims}
+
+
+@pytest.mark.parametrize("spec", [TRUE, RULE])
+def test_counterfactuals_and_unit_checks_give_what_the_rule_must(spec):
+    t = maze_transitions(COINFLIP)
+    ref = audit.load_reference(None, COINFLIP)
+    read = audit.in_reference_units(audit.load_audited(spec, COINFLIP), ref, t)
+    _, cf = audit.counterfactual_audit(read, ref, max_placements=8)
+    _, checks = audit.unit_check_audit(read, n_inputs=60)
+    failing_families = RULE_FAILS_FAMILIES if spec == RULE else set()
+    assert outcomes(cf) == {f"counterfactual.{k}": FAILS if k in failing_families else HOLDS
+                            for k in ("no_goal", "two_goals", "many_goals", "center_goal", "goal_vanishes")}
+    failing_checks = RULE_FAILS_CHECKS if spec == RULE else set()
+    assert {c.claim.removeprefix("Unit check: "): c.verdict.outcome for c in checks} == {
+        name: FAILS if name in failing_checks else HOLDS
+        for name in ("far goal vanishes", "stepping onto the goal raises R", "far goal erased from s and s'",
+                     "distant second goal")}
+
+
+def test_heldout_error_by_class_and_the_overview():
+    s = np.zeros((4, 11, 11), np.uint8)
+    data = {"s": s, "s_next": s, "reward": np.array([1.0, 0.0, 0.0, 0.0])}
+    half = audit.as_reward_model(lambda a, b: np.full(len(a), 0.5))
+    table, claims = audit.heldout_audit(half, data)
+    assert table.loc["rewarded", "MSE"] == pytest.approx(0.25) and table.loc["unrewarded", "MSE"] == pytest.approx(0.25)
+    assert table.loc["rewarded", "transitions"] == 1 and claims[0].verdict.outcome == FAILS
+    exact = audit.as_reward_model(lambda a, b: np.array([1.0, 0.0, 0.0, 0.0])[: len(a)])
+    assert audit.heldout_audit(exact, data)[1][0].verdict.outcome == HOLDS
+    view = audit.overview({"a": claims, "b": audit.heldout_audit(exact, data)[1]})
+    assert list(view["verdict"]) == [FAILS, HOLDS] and "heldout: MSE" in view.loc["a", "not holding"]
+
+
+def test_saliency_needs_trainable_layers_and_distances_are_zero_for_the_reference_itself():
+    t = maze_transitions(COINFLIP)
+    ref = audit.load_reference(None, COINFLIP)
+    inputs = (t["s"][:6], t["s_next"][:6])
+    curves, claims = audit.saliency_audit(ref, inputs, 0.5)
+    assert curves is None and claims[0].verdict.outcome == UNDECIDED
+    torch.manual_seed(0)
+    curves, claims = audit.saliency_audit(MazeRewardMLP(), inputs, 0.5)
+    assert claims[0].verdict.outcome in (HOLDS, FAILS) and curves["rank_corr"].iloc[0] == pytest.approx(1.0)
+    table, claims = audit.distance_audit(ref, ref, t, 0.97)
+    assert np.allclose(table.iloc[:, 0], 0.0) and set(outcomes(claims).values()) == {HOLDS}
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda p: p / "missing.pt", r"neither a file nor an import path"),
+    (lambda p: (p / "junk.pt").write_text("x") and p / "junk.pt", r"junk\.pt does not load.*saved with save_model"),
+    (lambda p: "no_such_module_xyz:make", r"does not import.*package\.module:factory"),
+    (lambda p: "rewinterp_utils.audit:no_such_factory", r"does not import"),
+    (lambda p: save_model(MazeRewardMLP((7, 7)), p / "small.pt") or p / "small.pt",
+     r"does not fit EmptyMaze.*\(n, 11, 11\).*\(n, 7, 7\)"),
+    (lambda p: save_model(AtariRewardCNN(), p / "atari.pt") or p / "atari.pt", r"reads s_next; a maze reward model"),
+    (lambda p: "rewinterp_utils.envs.maze:maze_ids", r"the factory returned list: expected a RewardModel"),
+])
+def test_a_model_that_does_not_fit_is_refused_naming_what_was_expected(tmp_path, make, says):
+    with pytest.raises(ValueError, match=says):
+        audit.load_audited(str(make(tmp_path)), COINFLIP)
+
+
+def test_bad_environment_and_dataset_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown maze env id 'Pong-v5'; valid ids"):
+        audit.check_inputs(TRUE, "Pong-v5")
+    with pytest.raises(ValueError, match="does not load"):
+        audit.check_inputs(TRUE, COINFLIP, dataset=str(tmp_path / "none.npz"))
+    with pytest.raises(ValueError, match="lacks reward"):
+        audit.check_dataset({"s": np.zeros((2, 11, 11)), "s_next": np.zeros((2, 11, 11))}, COINFLIP)
+
+
+def test_the_comparison_table_has_one_row_per_model_with_its_verdicts():
+    table = audit.comparison_table({"a": {"verdict": HOLDS, "distance.epic": 0.5, "claims.heldout": HOLDS},
+                                    "b": {"verdict": FAILS, "claims.heldout": FAILS}})
+    assert list(table.index) == ["a", "b"] and table.loc["b", "heldout"] == FAILS
+    assert table.loc["a", "EPIC"] == 0.5 and np.isnan(table.loc["b", "EPIC"])
+
+
+# ------------------------------------------------------------------------------------------- the command
+def _main(*args: str) -> int:
+    from rewinterp_utils.pipeline.cli import main
+
+    return main(list(args))
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: ["junk.pt"], lambda p: ["small.pt"], lambda p: ["no_such_module_xyz:make"],
+    lambda p: [TRUE, "--env", "Pong-v5"],
+])
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, monkeypatch, capsys, make):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
+    (tmp_path / "junk.pt").write_text("x")
+    save_model(MazeRewardMLP((7, 7)), tmp_path / "small.pt")
+    before = set(tmp_path.iterdir())
+    args = make(tmp_path)
+    env = [] if "--env" in args else ["--env", COINFLIP]
+    assert _main("audit", *args, *env, "--profile", "smoke", "--out", str(tmp_path / "r.html")) == 2
+    assert set(tmp_path.iterdir()) == before
+    assert capsys.readouterr().err.startswith("rewinterp: ")
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    """``rewinterp audit`` at smoke on the true reward and on the paper's rule (one batch: the runner, the
+    reports, the comparison table)."""
+    import os
+
+    root = tmp_path_factory.mktemp("audit")
+    old = os.environ.get("REWINTERP_ARTIFACTS")
+    os.environ["REWINTERP_ARTIFACTS"] = str(root / "artifacts")
+    try:
+        assert _main("audit", TRUE, RULE, "--env", COINFLIP, "--profile", "smoke", "--out", str(root / "reports")) == 0
+    finally:
+        os.environ.pop("REWINTERP_ARTIFACTS") if old is None else os.environ.__setitem__("REWINTERP_ARTIFACTS", old)
+    return root / "reports"
+
+
+def test_the_command_audits_each_model_and_compares_them(audited):
+    with open(audited / "comparison.csv") as f:
+        rows = {r["model"]: r for r in csv.DictReader(f)}
+    truth, rule = rows["rewinterp_utils.audit.true_reward_model"], rows["rewinterp_utils.audit.paper_rule_model"]
+    verdicts = [k for k in truth if k.startswith(("counterfactual.", "check."))]
+    assert len(verdicts) == 9 and all(truth[k] == HOLDS for k in verdicts)
+    assert {k for k in verdicts if rule[k] == FAILS} == (
+        {f"counterfactual.{k}" for k in RULE_FAILS_FAMILIES}
+        | {"check.far_goal_vanishes", "check.far_goal_erased_from_s_and_s", "check.distant_second_goal"})
+    assert rule["overall verdict"] == FAILS and rule["worst counterfactual"] in RULE_FAILS_FAMILIES
+    page = (audited / "comparison.html").read_text()
+    assert all(name in page for name in rows) and page.count("does not hold") >= 7
+
+
+def test_the_reports_open_cleanly_in_chromium_with_no_network(audited):
+    browser_test = pytest.importorskip("test_browser")
+    if browser_test.CHROMIUM is None:
+        pytest.skip("needs Debian's chromium")
+    reports = sorted(audited.glob("*.html"))
+    assert len(reports) == 3
+    for path in reports:
+        text = path.read_text()
+        assert not re.search(r"""(?:src|href)=["']https?://""", text), path.name
+        assert "pip install" not in text, "the install cell is left out"
+    browser = browser_test.Browser()
+    try:
+        for path in reports:
+            seen = browser.visit(path.as_uri(), "file://")
+            assert seen["errors"] == [] and seen["images"] == [], (path.name, seen["errors"], seen["images"])
+            if "comparison" not in path.name:
+                assert "Summary" in seen["text"] and "does not hold" in seen["text"] + "holds"
+    finally:
+        browser.close()
+    rule = (audited / "rewinterp_utils.audit.paper_rule_model.html").read_text()
+    assert rule.count("data:image/png;base64") >= 1
