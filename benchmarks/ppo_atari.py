@@ -15,12 +15,14 @@ ratio is below ``--target`` (the issue's 2.0). Timings on a loaded machine are n
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 VARIANTS: tuple[str, ...] = ("stock", "ours")
 
@@ -78,13 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="auto", help="REWINTERP_PRECISION of ours: auto | fp32 | bf16")
     parser.add_argument("--target", type=float, default=2.0, help="required ratio ours / stock")
     parser.add_argument("--repeats", type=int, default=1, help="alternating runs of each variant; the best counts")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "book" / "benchmarks",
+                        help="where ppo_atari.md goes (the book's reproducing page includes it)")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(measure(args.child, args.game, args.steps)))
         return 0
-    print(f"{platform.node()} {platform.processor() or platform.machine()}, cores usable "
-          f"{len(os.sched_getaffinity(0))}, load {os.getloadavg()[0]:.2f}, {args.game}, {args.steps} steps")
+    header = (f"{datetime.datetime.now().isoformat(timespec='seconds')}, {platform.node()}, "
+              f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, load "
+              f"{os.getloadavg()[0]:.2f} at the start, {args.game}, {args.steps} timed steps per run")
+    print(header)
     runs: dict[str, list[dict[str, object]]] = {v: [] for v in VARIANTS}
     for _ in range(args.repeats):
         for v in VARIANTS:
@@ -96,9 +102,25 @@ def main(argv: list[str] | None = None) -> int:
     best_cpu = {v: max(float(r["steps_per_cpu_s"]) for r in rs) for v, rs in runs.items()}
     ratio = best["ours"] / best["stock"]
     print(f"best of {args.repeats}: stock {best['stock']:.1f}, ours {best['ours']:.1f} env-steps/s")
-    print(f"ratio ours / stock: {ratio:.2f} (target >= {args.target}); per main-process CPU-second: "
-          f"{best_cpu['ours'] / best_cpu['stock']:.2f}")
+    summary = (f"ratio ours / stock: {ratio:.2f} (target >= {args.target}); per main-process CPU-second: "
+               f"{best_cpu['ours'] / best_cpu['stock']:.2f}")
+    print(summary)
+    if args.out is not None:
+        write_results(args.out, header, runs, best, summary)
     return 0 if ratio >= args.target else 1
+
+
+def write_results(out: Path, header: str, runs: dict[str, list[dict[str, object]]], best: dict[str, float],
+                  summary: str) -> None:
+    """``ppo_atari.md``: the machine, date and load, every run, the best of each variant and the ratio."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = ["| variant | env-steps/s (wall) | per CPU-second of the main process | precision | vec env | seconds |",
+            "|---|---|---|---|---|---|"]
+    rows += [f"| {r['variant']} | {r['steps_per_s']} | {r['steps_per_cpu_s']} | {r['precision']} | {r['vec_env']} | "
+             f"{r['seconds']} |" for rs in runs.values() for r in rs]
+    (out / "ppo_atari.md").write_text(
+        f"**PPO Atari training speed: stock SB3 fp32 vs ours** ({header})\n\n" + "\n".join(rows)
+        + f"\n\nBest of each: stock {best['stock']:.1f}, ours {best['ours']:.1f} env-steps/s; {summary}.\n")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ return (the paper's metric).
 
 Criterion: the bf16 seeds' mean final clipped return lies within ``[min - sd, max + sd]`` of the fp32 seeds (sd:
 their sample standard deviation; 0 for one seed). Writes ``ppo_atari_learning.csv`` (one row per run) and
-``ppo_atari_learning.md`` (machine, date, the table, the criterion and its verdict) into ``--out``; exits 1 when
+``ppo_atari_learning.md`` (machine, date, the table, the criterion and its verdict) into ``--out`` (default
+``book/benchmarks``, which the book's reproducing page includes); exits 1 when
 the criterion fails. At 200k steps and 3 seeds this takes about an hour on one core; ``--steps 2048 --seeds 1``
 checks that it works.
 """
@@ -31,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+RESULTS = Path(__file__).resolve().parents[1] / "book" / "benchmarks"
+"""Where the result tables are committed; the book's reproducing page includes them."""
 
 
 def train_and_score(game: str, steps: int, seed: int, games: int) -> dict[str, object]:
@@ -94,7 +97,7 @@ def write_results(rows: list[dict[str, object]], out: Path, header: str, ok: boo
     table = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     table += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     (out / "ppo_atari_learning.md").write_text(
-        f"# PPO Atari learning check: fp32 vs bf16 convolutions\n\n{header}\n\n" + "\n".join(table)
+        f"**PPO Atari learning check: fp32 vs bf16 convolutions** ({header})\n\n" + "\n".join(table)
         + f"\n\n**Criterion**: the bf16 mean final clipped return lies within the fp32 seeds' "
           f"[min - sd, max + sd].\n\n**Verdict**: {'PASS' if ok else 'FAIL'}: {sentence}.\n")
 
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per precision")
     parser.add_argument("--games", type=int, default=8, help="whole games played to score each final agent")
     parser.add_argument("--game", default="Breakout")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the tables go (the book includes them)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed-one", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
