@@ -20,9 +20,10 @@ FIELDS: tuple[str, ...] = ("key", "claim", "paper", "measured", "verdict", "inte
 CHAPTER_NAMES: dict[str, str] = {"gridworld": "Gridworld", "atari": "Atari", "table1": "Table 1",
                                  "preferences": "Preferences"}
 """How the table names each chapter."""
-COLUMNS: tuple[tuple[str, int], ...] = (("chapter", 10), ("claim", 23), ("paper", 12), ("this build", 19),
-                                        ("verdict", 18), ("criterion", 18))
-"""The table's columns with their share of the page's width (percent)."""
+COLUMNS: tuple[tuple[str, int], ...] = (("claim", 27), ("paper", 13), ("this build", 21), ("verdict", 20),
+                                        ("criterion", 19))
+"""The table's columns with their share of the page's width (percent); each chapter's rows sit under a header row
+that names it."""
 OUTCOME_MARKS: dict[str, tuple[str, str]] = {HOLDS: ("✓", "#1a7f37"), FAILS: ("✗", "#cf222e"),
                                              UNDECIDED: ("?", "#9a6700")}
 """How the verdict column shows each of the three outcomes at a glance (a mark and a colour)."""
@@ -51,9 +52,9 @@ def verdict_html(verdict: str, interval: str) -> str:
 
 
 def short_criterion(text: str, width: int = 40) -> str:
-    """The criterion's first clause (up to `` (`` or ``;``), cut at a word boundary to at most ``width``
-    characters with ``…`` when anything was left out."""
-    head = text.split(" (")[0].split(";")[0].strip()
+    """The criterion's first clause (up to `` (`` or ``;``, without a leading ``holds:``), cut at a word boundary to
+    at most ``width`` characters with ``…`` when anything was left out."""
+    head = text.split(" (")[0].split(";")[0].strip().removeprefix("holds: ")
     if len(head) > width:
         head = head[:width - 1].rsplit(" ", 1)[0]
     return head if head == text else head.rstrip(",:") + "…"
@@ -71,19 +72,22 @@ def criterion_html(text: str, width: int = 40) -> str:
 def row_html(row: Mapping[str, str]) -> str:
     """One claims row as ``<tr>``: the claim links to its page (``<page>.html``), the verdict as
     :func:`verdict_html`."""
-    cells = [html.escape(CHAPTER_NAMES.get(row["chapter"], row["chapter"])),
-             f'<a href="{html.escape(row["page"])}.html">{html.escape(row["claim"])}</a>',
+    cells = [f'<a href="{html.escape(row["page"])}.html">{html.escape(row["claim"])}</a>',
              html.escape(row["paper"]), html.escape(row["measured"]),
              verdict_html(row["verdict"], row.get("interval", "")), criterion_html(row["criterion"])]
     return "<tr>" + "".join(f'<td style="vertical-align: top">{c}</td>' for c in cells) + "</tr>"
 
 
 def claims_html(claims: pd.DataFrame) -> str:
-    """The results table: one row per claim (columns :data:`COLUMNS`), laid out to the page's width (fixed
-    column shares, long words broken rather than cut)."""
+    """The results table: one row per claim (columns :data:`COLUMNS`) under a header row per chapter, laid out to
+    the page's width (fixed column shares, long words broken rather than cut)."""
     cols = "".join(f'<col style="width: {w}%">' for _, w in COLUMNS)
     head = "".join(f"<th>{html.escape(name)}</th>" for name, _ in COLUMNS)
-    body = "".join(row_html(r) for r in claims.to_dict("records"))
+    body = ""
+    for chapter, rows in claims.groupby("chapter", sort=False):
+        name = html.escape(CHAPTER_NAMES.get(chapter, chapter))
+        body += f'<tr><th colspan="{len(COLUMNS)}" style="text-align: left">{name}</th></tr>'
+        body += "".join(row_html(r) for r in rows.to_dict("records"))
     return ('<table class="dataframe results-table" style="width: 100%; table-layout: fixed; '
             'overflow-wrap: anywhere; font-size: 0.85em">'
             f"<colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")

@@ -17,6 +17,7 @@ LONG = "held: held-out MSE < 0.1 on every seed (did not hold: on none; mixed: on
     (LONG, 20, "held: held-out MSE…"),
     ("passes: every model passes", 40, "passes: every model passes"),
     ("a; b", 40, "a…"),
+    ("holds: R > 0.5 over the interval (does not hold: nowhere)", 40, "R > 0.5 over the interval…"),
 ])
 def test_short_criterion(text, width, short):
     assert short_criterion(text, width) == short
@@ -71,11 +72,12 @@ def test_claims_html_has_one_row_per_claim_with_every_field():
     parsed = _Cells()
     parsed.feed(text)
     assert parsed.rows[0] == [name for name, _ in COLUMNS]
-    assert parsed.rows[1] == ["Atari", "R <b>", "0.076", "0.01 ± 0.00 (3 seeds)",
-                              "✓ holds90% interval [0.003, 0.04] (3 seeds)",
+    assert parsed.rows[1] == ["Atari"]  # the chapter's header row
+    assert parsed.rows[2] == ["R <b>", "0.076", "0.01 ± 0.00 (3 seeds)", "✓ holds90% interval [0.003, 0.04] (3 seeds)",
                               "held: held-out MSE < 0.1 on every seed…" + LONG]
-    assert parsed.rows[2] == ["new", "c2", "not run", "2 of 2", "? undecided", "passes"]
-    assert parsed.rows[3][4] == "✗ does not hold1 seed: no interval"
+    assert parsed.rows[3] == ["new"]
+    assert parsed.rows[4] == ["c2", "not run", "2 of 2", "? undecided", "passes"]
+    assert parsed.rows[5][3] == "✗ does not hold1 seed: no interval"
     assert 'color: #1a7f37">✓ holds</b><br><small>' in text and 'color: #cf222e">✗ does not hold' in text
     assert sum(int(w.split()[1].rstrip("%;")) for w in parsed.widths) == 100
     assert '<a href="atari_seeds.html">R &lt;b&gt;</a>' in text
