@@ -93,8 +93,9 @@ def write_results(rows: list[dict[str, object]], out: Path, header: str, ok: boo
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    cols = list(rows[0])
-    table = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    cols = {"precision": "precision", "seed": "seed", "clipped_return": "clipped return", "game_score": "game score",
+            "train_s": "training s", "steps_per_s": "env-steps/s"}  # steps and games are in the header
+    table = ["| " + " | ".join(cols.values()) + " |", "|" + "---|" * len(cols)]
     table += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     (out / "ppo_atari_learning.md").write_text(
         f"**PPO Atari learning check: fp32 vs bf16 convolutions** ({header})\n\n" + "\n".join(table)
