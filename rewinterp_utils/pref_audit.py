@@ -104,7 +104,8 @@ def predictive_verdict(table: pd.DataFrame, level: float = 0.95) -> Verdict:
     outcome = HOLDS if (verdicts == PREDICTS).any() else FAILS if (verdicts == WRONG_WAY).all() else UNDECIDED
     return Verdict(outcome, f"holds when the {level:.0%} bootstrap interval of some signal's rank correlation with "
                             "the return lies below 0 (does not hold: every signal's lies above 0; undecided: "
-                            "otherwise)", "; ".join(f"{k} [{r.lo:.2f}, {r.hi:.2f}]" for k, r in table.iterrows()))
+                            "otherwise)", "; ".join(f"{k} [{r.lo:.2f}, {r.hi:.2f}]" for k, r in table.iterrows()
+                                               if np.isfinite([r.lo, r.hi]).all()) or "no interval")
 
 
 def distance_or_nan(name: str, reward_a: Reward, reward_b: Reward, transitions: dict,
