@@ -18,6 +18,7 @@ import papermill as pm
 import pytest
 from conftest import plant_notebooks
 
+from rewinterp_utils.pipeline import stages
 from rewinterp_utils.pipeline.stages import get_stage
 from rewinterp_utils.pipeline.artifacts import cell_dir
 from rewinterp_utils.pipeline.watchdog import CellHung, Limits, execute_watched, limits_for, positive_seconds
@@ -196,6 +197,7 @@ def test_a_run_with_a_hung_cell_finishes_the_others_and_exits_1_naming_it(smoke,
                            "--chapter", "gridworld"], env=env, cwd=tmp_path, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 1, done.stderr[-3000:]
+    monkeypatch.setattr(stages, "notebooks_dir", lambda: planted / "rewinterp_notebooks")  # the planted code's cells
     cells = get_stage("maze_retrain").cells("smoke")
     hung = [c for c in cells if c.params["reward"] == "learned"]
     assert hung and all(f"{c.describe()} failed" in done.stderr for c in hung), done.stderr[-3000:]
