@@ -29,6 +29,25 @@ def run_notebook(path, out, parameters=None, cwd=None):
     return execute_watched(path, out, Limits(cell_s=900), parameters, cwd=cwd)
 
 
+def assert_bad_setting_writes_nothing(tmp_path, monkeypatch, variable, value):
+    """``variable=value`` (a device or precision nobody can use) fails a notebook's ``open_stage`` with a
+    ``ValueError`` naming the variable, and ``rewinterp run`` with exit 2 and that message; no artifact is written."""
+    import subprocess
+    import sys
+
+    from rewinterp_utils.pipeline.artifacts import open_stage
+
+    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=variable):
+        open_stage("maze_expert", {"profile": "smoke"})
+    done = subprocess.run([sys.executable, "-m", "rewinterp_utils.pipeline.cli", "run", "--profile", "smoke"],
+                          env={**os.environ, "REWINTERP_ARTIFACTS": str(tmp_path / "artifacts"), variable: value},
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and f"{variable} must be one of" in done.stderr, done.stderr
+    assert not (tmp_path / "artifacts").exists()
+
+
 def plant_notebooks(folder, stage, code):
     """A copy of the stage notebooks, importable as ``rewinterp_notebooks`` from the returned folder (put it first
     on ``PYTHONPATH``), in which ``stage``'s notebook runs ``code`` right after its parameters."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_bad_setting_writes_nothing
 
 from rewinterp_utils.device import torch_device
 from rewinterp_utils.pipeline.artifacts import StoredCell, open_stage
@@ -40,11 +41,7 @@ def test_a_bad_device_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("REWINTERP_DEVICE", "cuda:x")
     with pytest.raises(ValueError, match="REWINTERP_DEVICE"):
         open_stage("maze_expert", {"profile": "smoke"})
-    done = subprocess.run([sys.executable, "-m", "rewinterp_utils.pipeline.cli", "run", "--profile", "smoke"],
-                          env={**os.environ, "REWINTERP_ARTIFACTS": str(tmp_path / "artifacts"),
-                               "REWINTERP_DEVICE": "gpu"}, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "REWINTERP_DEVICE must be one of" in done.stderr, done.stderr
-    assert not (tmp_path / "artifacts").exists()
+    assert_bad_setting_writes_nothing(tmp_path, monkeypatch, "REWINTERP_DEVICE", "gpu")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="auto means CUDA on this machine")

@@ -5,13 +5,11 @@ bit for bit."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import assert_bad_setting_writes_nothing
 from stable_baselines3 import PPO
 from stable_baselines3.common.policies import ActorCriticCnnPolicy
 
@@ -67,16 +65,7 @@ def test_bf16_forced_without_hardware_support_says_what_the_machine_has(monkeypa
 
 
 def test_a_bad_precision_writes_nothing(tmp_path, monkeypatch):
-    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("REWINTERP_PRECISION", "fp16")
-    with pytest.raises(ValueError, match="REWINTERP_PRECISION"):
-        open_stage("maze_expert", {"profile": "smoke"})
-    done = subprocess.run([sys.executable, "-m", "rewinterp_utils.pipeline.cli", "run", "--profile", "smoke"],
-                          env={**os.environ, "REWINTERP_ARTIFACTS": str(tmp_path / "artifacts"),
-                               "REWINTERP_PRECISION": "fp16"}, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 2 and "REWINTERP_PRECISION must be one of" in done.stderr, done.stderr
-    assert not (tmp_path / "artifacts").exists()
+    assert_bad_setting_writes_nothing(tmp_path, monkeypatch, "REWINTERP_PRECISION", "fp16")
 
 
 @pytest.mark.parametrize("choice", ["fp32", "bf16"])
