@@ -24,7 +24,7 @@ book: run
 	$(BIN)/rewinterp book --profile $(PROFILE)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest -n auto --dist loadgroup tests
 
 clean:
 	rm -rf _build artifacts

@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -273,6 +274,46 @@ def distance_audit(model: RewardModel, reference: RewardModel, transitions: dict
     return pd.DataFrame({"distance to the reference": values}), claims
 
 
+@dataclass(frozen=True)
+class AuditResult:
+    """Every audit of one model (:func:`audit_model`): per audit its claims (``groups``, in the summary's order),
+    the evidence tables and the metrics (:func:`audit_metrics` and each claim's verdict as ``claims.<key>``)."""
+
+    groups: dict[str, list[Claim]]
+    heldout: pd.DataFrame
+    counterfactuals: pd.DataFrame
+    checks: pd.DataFrame
+    curves: pd.DataFrame | None
+    distances: pd.DataFrame
+    saliency_inputs: np.ndarray
+    """Indices of the held-out transitions the saliency test read (balanced over rewarded and not)."""
+    metrics: dict[str, Any]
+
+
+def audit_model(model: RewardModel, reference: RewardModel, test: Mapping[str, np.ndarray], env_id: str, *,
+                max_placements: int, n_check_inputs: int, n_saliency_inputs: int, threshold: float, gamma: float,
+                seed: int = 0) -> AuditResult:
+    """Every audit of this module on ``model`` against ``reference`` on maze ``env_id``: the value audits on the
+    model in the reference's units (:func:`in_reference_units`), saliency and distances on the model as it is.
+    ``test``: held-out transitions (``s``, ``s_next``, ``reward``). The sizes and the saliency threshold are the
+    book's (its profiles), passed in."""
+    from rewinterp_utils.sanity import balanced_indices
+
+    transitions = maze_transitions(env_id)
+    read = in_reference_units(model, reference, transitions)
+    heldout, c_heldout = heldout_audit(read, test)
+    cf, c_cf = counterfactual_audit(read, reference, max_placements, seed)
+    checks, c_checks = unit_check_audit(read, n_check_inputs, seed)
+    pick = balanced_indices(test["reward"] > 0, n_saliency_inputs, seed)
+    curves, c_sal = saliency_audit(model, (test["s"][pick], test["s_next"][pick]), threshold, seed)
+    distances, c_dist = distance_audit(model, reference, transitions, gamma)
+    groups = {"held-out error": c_heldout, "counterfactuals": c_cf, "unit checks": c_checks,
+              "saliency sanity": c_sal, "distances": c_dist}
+    metrics = audit_metrics(groups, heldout, cf, checks, curves, distances)
+    metrics |= {f"claims.{c.key}": c.verdict.outcome for claims in groups.values() for c in claims}
+    return AuditResult(groups, heldout, cf, checks, curves, distances, pick, metrics)
+
+
 # ---------------------------------------------------------------------------------- hand-written models
 def true_reward_model() -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """The maze's true reward as an audited model (``rewinterp_utils.audit:true_reward_model``): every
@@ -354,7 +395,7 @@ def comparison_table(audits: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
 
 
 __all__ = [
-    "COMPARISON", "COUNTERFACTUAL_TOL", "DISTANCE_MAX", "HELDOUT_MSE", "all_of", "audit_metrics", "check_dataset",
+    "AuditResult", "audit_model", "COMPARISON", "COUNTERFACTUAL_TOL", "DISTANCE_MAX", "HELDOUT_MSE", "all_of", "audit_metrics", "check_dataset",
     "check_fits", "check_inputs", "load_dataset",
     "comparison_table", "counterfactual_audit", "distance_audit", "heldout_audit", "in_reference_units",
     "load_audited", "load_reference", "overview", "paper_rule_model", "saliency_audit", "true_reward_model",

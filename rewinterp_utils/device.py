@@ -7,6 +7,8 @@ reward models (training and prediction), the learned-reward wrapper, attribution
 AVX-512 BF16 / AMX or a bf16-capable GPU, else ``fp32``), ``fp32`` or ``bf16``. Only the PPO agents' convolutional
 features run in it (:class:`~rewinterp_utils.features.AutocastNatureCNN`); heads, losses, the PPO ratio, values and
 advantages, reward models and every attribution stay fp32. The manifest of every cell records both.
+
+``REWINTERP_CORES`` (set by the runner for its kernels) caps the cores a process takes for itself.
 """
 
 from __future__ import annotations
@@ -38,6 +40,23 @@ def torch_device() -> torch.device:
             raise ValueError(f"{DEVICE_ENV}={choice!r} but this machine has {torch.cuda.device_count()} CUDA "
                              f"device(s)")
     return torch.device(choice)
+
+
+CORES_ENV = "REWINTERP_CORES"
+"""Cores a process may take for itself; the runner sets it for its kernels (the machine's cores over its parallel
+jobs), so that two Atari jobs side by side do not each start worker processes for a core the other one uses."""
+
+
+def spare_cores() -> int:
+    """Cores this process may use beyond torch's intra-op threads: those it may run on
+    (``os.sched_getaffinity``), at most ``REWINTERP_CORES`` when that is set."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = os.environ.get(CORES_ENV, "")
+    if share:
+        if not share.isdigit() or int(share) < 1:
+            raise ValueError(f"{CORES_ENV} must be a positive integer, got {share!r}")
+        usable = min(usable, int(share))
+    return max(0, usable - torch.get_num_threads())
 
 
 PRECISION_ENV = "REWINTERP_PRECISION"

@@ -10,6 +10,21 @@ import pytest
 from rewinterp_utils.pipeline import runner
 
 
+SMOKE_FIXTURES = frozenset({"smoke", "smoke_book"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """``make test`` runs one pytest-xdist worker per core (``--dist loadgroup``): every test that uses the smoke
+    build goes to one worker, so that the build (a session fixture) is made once, and runs first, being the longest;
+    every other test goes with its module, so that a module's fixtures are made once. Without xdist the markers
+    do nothing and the order is the same."""
+    for item in items:
+        group = "smoke" if SMOKE_FIXTURES & set(item.fixturenames) else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: not SMOKE_FIXTURES & set(item.fixturenames))
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """PyTorch on one thread for the module (small models run faster and the same on every machine)."""
@@ -69,6 +84,15 @@ def plant_notebooks(folder, stage, code):
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory):
     """Every stage notebook executed by papermill at `smoke`, through the runner (as `make book` does)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one worker makes it: a second one means the grouping failed
+        claim = tmp_path_factory.getbasetemp().parent / "smoke-build-worker"
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            pytest.fail(f"worker {os.environ['PYTEST_XDIST_WORKER']} was given a test of the smoke build, which worker "
+                        f"{claim.read_text()} makes: xdist's --dist loadgroup did not group them (pytest-xdist#1386)")
+        os.write(fd, os.environ["PYTEST_XDIST_WORKER"].encode())
+        os.close(fd)
     root = tmp_path_factory.mktemp("smoke") / "artifacts"
     old = os.environ.get("REWINTERP_ARTIFACTS")
     os.environ["REWINTERP_ARTIFACTS"] = str(root)

@@ -7,20 +7,30 @@ import pytest
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-from rewinterp_utils.envs import atari
+from rewinterp_utils import device
 from rewinterp_utils.envs.atari import make_atari_venv, vec_env_class
 
 BREAKOUT = "BreakoutNoFrameskip-v4"
 
 
-@pytest.mark.parametrize(("cores", "threads", "n_envs", "subproc"), [
-    (2, 1, 8, True), (2, 2, 8, False), (16, 4, 8, True), (1, 1, 8, False), (4, 1, 1, False),
+@pytest.mark.parametrize(("cores", "share", "threads", "n_envs", "subproc"), [
+    (2, "", 1, 8, True), (2, "", 2, 8, False), (16, "", 4, 8, True), (1, "", 1, 8, False), (4, "", 1, 1, False),
+    # the runner's share: two parallel jobs on 2 cores get one each, so neither starts worker processes
+    (2, "1", 1, 8, False), (16, "8", 4, 8, True), (16, "4", 4, 8, False), (2, "8", 1, 8, True),
 ])
-def test_worker_processes_only_with_a_spare_core(monkeypatch, cores, threads, n_envs, subproc):
-    monkeypatch.setattr(atari.os, "sched_getaffinity", lambda pid: set(range(cores)))
+def test_worker_processes_only_with_a_spare_core(monkeypatch, cores, share, threads, n_envs, subproc):
+    monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: set(range(cores)))
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    monkeypatch.setenv(device.CORES_ENV, share)
     cls = vec_env_class(n_envs)
     assert (getattr(cls, "func", cls) is SubprocVecEnv) == subproc
+
+
+@pytest.mark.parametrize("share", ["0", "-1", "two", "1.5"])
+def test_a_core_share_that_is_not_a_positive_integer_is_a_valueerror(monkeypatch, share):
+    monkeypatch.setenv(device.CORES_ENV, share)
+    with pytest.raises(ValueError, match="REWINTERP_CORES must be a positive integer"):
+        vec_env_class(8)
 
 
 def test_worker_processes_play_the_same_game_as_one_process():

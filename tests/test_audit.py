@@ -12,7 +12,6 @@ import torch
 
 from rewinterp_utils import audit
 from rewinterp_utils.claims import FAILS, HOLDS, UNDECIDED
-from rewinterp_utils.envs.maze import GOAL
 from rewinterp_utils.envs.maze_transitions import maze_transitions
 from rewinterp_utils.reward_models import AtariRewardCNN, MazeRewardMLP, save_model
 

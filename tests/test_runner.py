@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import socketserver
@@ -70,17 +71,24 @@ def test_kill_9_then_ctrl_c_then_resume_gives_the_same_metrics(smoke, tmp_path, 
     """One artifact folder through what users do: ``kill -9`` of the runner alone (its workers and kernels must
     end by themselves, and every cell folder in place must hold its executed notebook), then Ctrl-C while the
     retraining cells run (exit 130 within 10 s, no new cell started, nothing left running), then the same command
-    again, which finishes the chapter without redoing any finished cell. The chapter so made, from scratch in
-    another folder, has every metric of the session's smoke build (same seeds, same numbers)."""
+    again, which finishes the chapter without redoing any finished cell. The folder starts as a copy of the
+    session's smoke gridworld without its retraining stages (a build reused, not made again); the cells so remade
+    have every metric of the smoke build (same seeds, same numbers)."""
     root = tmp_path / "artifacts"
+    remade = ("maze_retrain", "maze_figure3")
+    for stage in STAGES.values():
+        if stage.chapter == "gridworld" and stage.name not in remade:
+            shutil.copytree(smoke[0] / "smoke" / stage.name, root / "smoke" / stage.name)
     monkeypatch.setenv("REWINTERP_ARTIFACTS", str(root))
     args = [*RUN, "--chapter", "gridworld", "--jobs", "2"]
+    kept = {p: p.stat().st_mtime_ns for p in (root / "smoke").glob("*/*/manifest.json")}
+    retrain = root / "smoke" / "maze_retrain"
 
-    # kill -9
+    # kill -9 while the first retraining cells run
     proc = subprocess.Popen(args, env=env_for(root), cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not list((root / "smoke" / "maze_dataset").glob(".*.run-*.ipynb")):  # the expert is done
+    while not list(retrain.glob(".*.run-*.ipynb")):
         assert proc.poll() is None and time.time() < deadline
         time.sleep(0.05)
     proc.kill()
@@ -90,12 +98,10 @@ def test_kill_9_then_ctrl_c_then_resume_gives_the_same_metrics(smoke, tmp_path, 
     for folder in (root / "smoke").glob("*/*-*"):
         if folder.is_dir() and not folder.name.startswith("."):
             assert (folder / "executed.ipynb").is_file(), f"{folder} was published without its notebook"
-    assert is_done(STAGES["maze_expert"].cells("smoke")[0])
 
     # Ctrl-C
     proc = subprocess.Popen(args, env=env_for(root), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
-    retrain = root / "smoke" / "maze_retrain"
     while not list(retrain.glob(".*.run-*.ipynb")):  # retraining cells are being executed
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         assert time.time() < deadline
@@ -120,18 +126,19 @@ def test_kill_9_then_ctrl_c_then_resume_gives_the_same_metrics(smoke, tmp_path, 
     done = subprocess.run(args, env=env_for(root), cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in done_before} == done_before, "finished cells were not redone"
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept, "the copied build was reused"
     for stage in STAGES.values():
         if stage.chapter in ("gridworld", "book"):
             assert all(is_done(c) for c in stage.cells("smoke")), stage.name
     assert not list((root / "smoke").glob("*/.*")), "no temporaries of the interrupted runs are left"
 
-    # same seeds, same metrics: every key the gridworld's own cells wrote (the preferences part shares the
-    # "maze." namespace; not run here), NaN equal to NaN (a standard deviation over one seed)
+    # same seeds, same metrics: every key the remade cells wrote, NaN equal to NaN (a standard deviation over one
+    # seed)
     first = smoke[1]
     again = json.loads((root / "smoke" / "summary.json").read_text())
-    keys = {f"{c.namespace}.{k}" for s in STAGES.values() if s.chapter == "gridworld"
-            for c in s.cells("smoke") for k in StoredCell(c).metrics}
-    assert len(keys) > 50 and keys <= set(first) and keys <= set(again)
+    keys = {f"{c.namespace}.{k}" for name in remade for c in STAGES[name].cells("smoke")
+            for k in StoredCell(c).metrics}
+    assert len(keys) > 20 and keys <= set(first) and keys <= set(again)
     differ = sorted(k for k in keys if json.dumps(first[k]) != json.dumps(again[k]))
     assert not differ, differ
 

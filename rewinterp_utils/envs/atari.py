@@ -31,7 +31,6 @@ raw env is what the agent sees (checked end to end by ``tests/test_atari_env.py`
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -252,19 +251,13 @@ class ScoreMask(gym.ObservationWrapper):
         return mask_frame(observation, self.game, self.mode, self.sigma)
 
 
-def spare_cores() -> int:
-    """Cores this process may use (``os.sched_getaffinity``) beyond torch's intra-op threads."""
-    import torch
-
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, usable - torch.get_num_threads())
-
-
 def vec_env_class(n_envs: int) -> Callable[..., VecEnv]:
     """How :func:`make_atari_venv` vectorises by default: sub-envs in worker processes (SB3's ``SubprocVecEnv``,
     started by its default forkserver, never a bare fork of this multi-threaded process) when there are several
-    and a core is spare for them (:func:`spare_cores`), so the emulators step while torch keeps its own cores; else
+    and a core is spare for them (:func:`~rewinterp_utils.device.spare_cores`), so the emulators step while torch keeps its own cores; else
     ``DummyVecEnv`` in this process. Both give the same observations and rewards (seeded per sub-env)."""
+    from rewinterp_utils.device import spare_cores
+
     return SubprocVecEnv if n_envs >= 2 and spare_cores() >= 1 else DummyVecEnv
 
 
@@ -328,5 +321,5 @@ def make_atari_venv(
 __all__ = [
     "ATARI_IDS", "GAMES", "SCORES", "SCORE_BLUR_SIGMA", "SCORE_BOXES", "SCORE_MODES", "SCREEN_SHAPE", "ScoreBox",
     "ScoreMask", "atari_id", "game_of", "make_atari_venv", "mask_frame", "saliency_share", "score_area_share",
-    "score_box", "score_edit", "spare_cores", "vec_env_class",
+    "score_box", "score_edit", "vec_env_class",
 ]

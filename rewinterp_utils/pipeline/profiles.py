@@ -297,3 +297,12 @@ def resolve(stage: str, profile: str, **overrides: Any) -> Any:
         if isinstance(getattr(base, name), int) and not isinstance(value, int):
             raise ValueError(f"{stage}.{name} must be an integer, got {value!r}")
     return cfg
+
+
+def audit_sizes(profile: str) -> dict[str, Any]:
+    """The sizes and settings :func:`rewinterp_utils.audit.audit_model` takes at ``profile``: those of the book's
+    own audits (counterfactual placements, unit-check and saliency inputs, the saliency threshold, the discount)."""
+    sanity = resolve("maze_sanity", profile)
+    return {"max_placements": resolve("maze_counterfactuals", profile).max_placements,
+            "n_check_inputs": sanity.n_check_inputs, "n_saliency_inputs": sanity.n_inputs,
+            "threshold": sanity.threshold, "gamma": resolve("maze_expert", profile).gamma}

@@ -42,7 +42,7 @@ from rewinterp_utils.pipeline.artifacts import (
     read_manifest,
     run_lock,
 )
-from rewinterp_utils.device import precision, torch_device
+from rewinterp_utils.device import CORES_ENV, precision, torch_device
 from rewinterp_utils.pipeline.backends import DaskBackend, LocalBackend
 from rewinterp_utils.pipeline.scheduler import SchedulerUnreachable, connect
 from rewinterp_utils.pipeline.stages import STAGES, Cell, Stage, check_chapter
@@ -197,10 +197,12 @@ def run(profile: str, chapter: str = "all", force: bool = False, jobs: int | Non
             workdir = root / profile / "work"
             workdir.mkdir(parents=True, exist_ok=True)
             jobs = jobs or os.cpu_count() or 1
-            # kernels inherit: one artifact root, one BLAS thread per parallel job, no progress bars
+            # kernels inherit: one artifact root, their share of the cores (BLAS threads, and no env worker
+            # processes beyond it), no progress bars
+            cores = "1" if client else str(max(1, (os.cpu_count() or 1) // jobs))
             env = {"REWINTERP_ARTIFACTS": str(root), "TQDM_DISABLE": "1", "REWINTERP_BATCH": "1",
                    **({RUNNER_ENV: "1"} if cells is None else {}), **watchdog_env,
-                   "OMP_NUM_THREADS": "1" if client else str(max(1, (os.cpu_count() or 1) // jobs))}
+                   "OMP_NUM_THREADS": cores, CORES_ENV: cores}
             backend = DaskBackend(client, workdir, env) if client else LocalBackend(jobs, workdir, env)
             failed: set[Cell] = set()
             failures_all: list[tuple[Cell, str]] = []

@@ -383,6 +383,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           upstream=("maze_pref_audit", "maze_pref_retrain"), metrics="maze", reads=("maze_sanity",)),
     Stage("audit", "audit", "Audit one reward model: the book's audits, each with a verdict", upstream=("maze_dataset",),
           metrics="audit", reads=("maze_expert", "maze_counterfactuals", "maze_sanity")),
+    Stage("audit_compare", "audit", "Two of the book's models audited side by side",
+          upstream=("maze_dataset", "maze_reward_model", "maze_pref_model"), metrics="audit.compare",
+          reads=("maze_expert", "maze_counterfactuals", "maze_sanity")),
     Stage("reproducing", "book", "Sizes and timings of this build", always_run=True),
     Stage("results", "book", "Every claim and its verdict, at a glance", metrics="results", always_run=True),
 )}
