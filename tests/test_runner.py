@@ -72,10 +72,10 @@ def test_kill_9_then_ctrl_c_then_resume_gives_the_same_metrics(smoke, tmp_path, 
     end by themselves, and every cell folder in place must hold its executed notebook), then Ctrl-C while the
     retraining cells run (exit 130 within 10 s, no new cell started, nothing left running), then the same command
     again, which finishes the chapter without redoing any finished cell. The folder starts as a copy of the
-    session's smoke gridworld without its retraining stages (a build reused, not made again); the cells so remade
+    session's smoke gridworld without its last three stages (a build reused, not made again); the cells so remade
     have every metric of the smoke build (same seeds, same numbers)."""
     root = tmp_path / "artifacts"
-    remade = ("maze_retrain", "maze_figure3")
+    remade = ("maze_sanity", "maze_retrain", "maze_figure3")
     for stage in STAGES.values():
         if stage.chapter == "gridworld" and stage.name not in remade:
             shutil.copytree(smoke[0] / "smoke" / stage.name, root / "smoke" / stage.name)
@@ -84,11 +84,11 @@ def test_kill_9_then_ctrl_c_then_resume_gives_the_same_metrics(smoke, tmp_path, 
     kept = {p: p.stat().st_mtime_ns for p in (root / "smoke").glob("*/*/manifest.json")}
     retrain = root / "smoke" / "maze_retrain"
 
-    # kill -9 while the first retraining cells run
+    # kill -9 while the sanity checks run
     proc = subprocess.Popen(args, env=env_for(root), cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not list(retrain.glob(".*.run-*.ipynb")):
+    while not list((root / "smoke" / "maze_sanity").glob(".*.run-*.ipynb")):
         assert proc.poll() is None and time.time() < deadline
         time.sleep(0.05)
     proc.kill()
