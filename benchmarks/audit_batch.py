@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        side = pd.concat({"batch": table.loc[book.index, list(DISTANCES)].astype(float), "Part VI": book}, axis=1)
+        batch = table.loc[book.index, list(DISTANCES)].astype(float)
+        side = pd.DataFrame({f"{col} ({src})": frame[col] for col in DISTANCES
+                             for src, frame in (("batch", batch), ("Part VI", book))}).rename_axis("model")
         header = (f"{datetime.now().isoformat(timespec='seconds')}, {platform.node()}, {platform.machine()}, "
                   f"profile `{args.profile}`")
         (args.out / "audit_batch.md").write_text(
