@@ -302,7 +302,7 @@ def test_other_sweeps():
     atari = get_stage("atari_retrain").cells("smoke")
     assert {(c.params["game"], c.params["reward"]) for c in atari} == {("Breakout", "true"),
                                                                        ("Breakout", "learned_shown")}
-    assert len(get_stage("atari_retrain").cells("default")) == 2 * 2 * 3
+    assert len(get_stage("atari_retrain").cells("default")) == 2 * 2 * 3 * 2
 
 
 # -- artifacts -----------------------------------------------------------------------------------------
