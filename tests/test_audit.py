@@ -177,3 +177,20 @@ def test_the_reports_open_cleanly_in_chromium_with_no_network(audited):
         browser.close()
     rule = (audited / "rewinterp_utils.audit.paper_rule_model.html").read_text()
     assert rule.count("data:image/png;base64") >= 1
+
+
+def test_the_side_by_side_page_reports_what_the_command_reports(smoke, tmp_path, monkeypatch):
+    """Part VII's side-by-side page says each of its columns is what ``rewinterp audit`` reports for that model:
+    audit the regression model's file with the command, and every one of its metrics equals the page's."""
+    from rewinterp_utils.pipeline.artifacts import cell_dir, read_metrics
+    from rewinterp_utils.pipeline.reports import audit_cells, run_audits
+    from rewinterp_utils.pipeline.stages import get_stage
+
+    page = read_metrics(cell_dir(get_stage("audit_compare").cell("smoke")))
+    model = cell_dir(get_stage("maze_reward_model").cell("smoke", model_seed=0)) / "reward_model.pt"
+    monkeypatch.chdir(tmp_path)
+    run_audits([str(model)], COINFLIP, tmp_path / "report.html", profile="smoke")
+    (cell,) = audit_cells([str(model)], COINFLIP, "smoke")
+    command = {k: v for k, v in read_metrics(cell_dir(cell)).items() if k not in ("model", "env_id")}
+    assert len(command) > 20
+    assert {k: page[f"regression.{k}"] for k in command} == command
