@@ -395,7 +395,8 @@ def comparison_table(audits: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
 
 
 __all__ = [
-    "AuditResult", "audit_model", "COMPARISON", "COUNTERFACTUAL_TOL", "DISTANCE_MAX", "HELDOUT_MSE", "all_of", "audit_metrics", "check_dataset",
+    "AuditResult", "audit_model", "COMPARISON", "COUNTERFACTUAL_TOL", "DISTANCE_MAX", "HELDOUT_MSE", "all_of",
+    "audit_metrics", "check_dataset",
     "check_fits", "check_inputs", "load_dataset",
     "comparison_table", "counterfactual_audit", "distance_audit", "heldout_audit", "in_reference_units",
     "load_audited", "load_reference", "overview", "paper_rule_model", "saliency_audit", "true_reward_model",

@@ -42,6 +42,8 @@ from stable_baselines3.common.atari_wrappers import AtariWrapper
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack
 
+from rewinterp_utils.device import spare_cores
+
 gym.register_envs(ale_py)
 
 ScoreMode = Literal["shown", "hidden", "blurred"]
@@ -254,10 +256,9 @@ class ScoreMask(gym.ObservationWrapper):
 def vec_env_class(n_envs: int) -> Callable[..., VecEnv]:
     """How :func:`make_atari_venv` vectorises by default: sub-envs in worker processes (SB3's ``SubprocVecEnv``,
     started by its default forkserver, never a bare fork of this multi-threaded process) when there are several
-    and a core is spare for them (:func:`~rewinterp_utils.device.spare_cores`), so the emulators step while torch keeps its own cores; else
-    ``DummyVecEnv`` in this process. Both give the same observations and rewards (seeded per sub-env)."""
-    from rewinterp_utils.device import spare_cores
-
+    and a core is spare for them (:func:`~rewinterp_utils.device.spare_cores`), so the emulators step while torch
+    keeps its own cores; else ``DummyVecEnv`` in this process. Both give the same observations and rewards (seeded
+    per sub-env)."""
     return SubprocVecEnv if n_envs >= 2 and spare_cores() >= 1 else DummyVecEnv
 
 
