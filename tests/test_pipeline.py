@@ -177,6 +177,22 @@ def test_smoke_runs_every_stage(smoke):
     assert json.loads((root / "smoke" / "summary.json").read_text()) == summary
 
 
+def test_every_atari_cell_reads_upstream_cells_of_its_own_game(smoke):
+    """A cell for one game records, in its manifest, only upstream cells of that game: a sanity check of Breakout's
+    reward models must not read Seaquest's (it once did). The manifests are the oracle. Mazes may cross on purpose
+    (a CoinFlipGoal reward model is retrained in TwoGoals), so only games are checked."""
+    root, _ = smoke
+    checked = 0
+    for path in sorted((root / "smoke").glob("*/*/manifest.json")):
+        made = json.loads(path.read_text())
+        for up in made.get("upstream", {}):
+            read = json.loads((root / up / "manifest.json").read_text())["identity"]
+            if "game" in made["identity"] and "game" in read:
+                assert read["game"] == made["identity"]["game"], f"{path.parent.name} read {up}"
+                checked += 1
+    assert checked > 10
+
+
 def test_summary_keys_come_from_the_cells_of_the_sweep(smoke):
     root, summary = smoke
     for stage in STAGES.values():

@@ -282,6 +282,23 @@ def test_retrain_sweep(profile, n):
         st.cells(profile, bogus=1)
 
 
+def test_a_value_given_for_a_swept_parameter_narrows_the_sweep():
+    """Asking for one game's reward models gives that game's models only (it once gave both games', so Breakout's
+    sanity checks ran on Seaquest's models); a value outside the sweep is refused."""
+    st = get_stage("atari_reward_model")
+    n = SIZES["smoke"]["atari_reward_model"].n_seeds
+    cells = st.cells("smoke", game="Seaquest")
+    expected = {("Seaquest", score, s) for score in ("hidden", "shown") for s in range(n)}
+    assert {(c.params["game"], c.params["score"], c.params["model_seed"]) for c in cells} == expected
+    assert len(cells) == len(expected)
+    (one,) = st.cells("smoke", game="Breakout", score="shown", model_seed=0)
+    assert (one.params["game"], one.params["score"], one.params["model_seed"]) == ("Breakout", "shown", 0)
+    with pytest.raises(ValueError, match="Pong"):
+        st.cells("smoke", game="Pong")
+    with pytest.raises(ValueError, match="model_seed"):
+        st.cells("smoke", model_seed=n)
+
+
 def test_a_sweep_can_follow_another_stages_size():
     """The audits of each reward model sweep as many model seeds as the reward-model stage trains."""
     for profile in PROFILES:

@@ -231,7 +231,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "atari_saliency": AtariSaliency(n_frames=100),
         "atari_figure5": AtariFigure5(n_steps=200),
         "atari_sanity": AtariSanity(n_frames=8, n_share_frames=100),
-        "atari_retrain": AtariRetrain(total_timesteps=65_536, eval_freq=16_384, n_eval_episodes=3, n_seeds=2),
+        # 98 rollouts of 8 x 128 steps (>= 100k), 2 seeds: 24 cells of ~3.5 min, two at a time, ~43 min
+        "atari_retrain": AtariRetrain(total_timesteps=100_352, eval_freq=50_176, n_eval_episodes=3, n_seeds=2),
     },
     "paper": {
         "maze_expert": MazeExpert(total_timesteps=45_000, eval_freq=1_000, n_eval_episodes=50),

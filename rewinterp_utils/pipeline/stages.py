@@ -220,8 +220,8 @@ class Stage:
 
     def cells(self, profile: str, **given: Any) -> list["Cell"]:
         """The cells the runner executes at ``profile``: one per point of the sweep. ``given`` fixes other
-        parameters or overrides sizes (e.g. ``n_seeds=3``); size overrides that are not parameters of the
-        notebook only shape the sweep."""
+        parameters, narrows the sweep of a swept one to the value given (``game="Seaquest"``), or overrides sizes
+        (e.g. ``n_seeds=3``); size overrides that are not parameters of the notebook only shape the sweep."""
         unknown = set(given) - set(self.accepts)
         if unknown:
             raise ValueError(f"{self.name} has no parameter or size {', '.join(sorted(unknown))}; valid: "
@@ -234,6 +234,11 @@ class Stage:
                 values = getattr(resolve(entry, profile, **{k: v for k, v in given.items() if k in _fields(entry)}),
                                  size)
                 values = range(values) if isinstance(values, int) else values
+            if name in fixed:  # a value given for a swept parameter narrows the sweep to it
+                if fixed[name] not in values:
+                    raise ValueError(f"{self.name}: {name}={fixed[name]!r} is not in its sweep at profile "
+                                     f"{profile!r}; valid: {', '.join(map(repr, values))}")
+                values = [fixed[name]]
             points = [{**p, name: v} for p in points for v in values]
         return [self.cell(profile, **{**fixed, **p}) for p in points]
 
