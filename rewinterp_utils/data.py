@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 from tqdm.auto import tqdm
@@ -17,24 +18,24 @@ from rewinterp_utils.wrappers import next_observations
 
 
 def rollout_transitions(policy: BaseAlgorithm | None, venv: VecEnv, n: int, deterministic: bool = False,
-                        desc: str = "transitions") -> dict[str, np.ndarray]:
+                        desc: str = "transitions", seed: int | None = None) -> dict[str, np.ndarray]:
     """Collect exactly ``n`` transitions ``s, s_next, reward, done`` (true s' on episode ends).
 
-    ``policy=None`` takes uniformly random actions. Rewards are the environment's, or the true reward
-    kept in ``info["true_reward"]`` when ``venv`` is a :class:`~rewinterp_utils.wrappers.LearnedRewardVecEnv`
-    (its learned reward is then returned as ``learned_reward``).
+    ``policy=None`` takes uniformly random actions; ``seed`` seeds the actions (:func:`seed_actions`). Rewards
+    are the environment's, or the true reward kept in ``info["true_reward"]`` when ``venv`` is a
+    :class:`~rewinterp_utils.wrappers.LearnedRewardVecEnv` (its learned reward is then returned as
+    ``learned_reward``).
     """
     if n <= 0:
         raise ValueError(f"n must be positive, got {n}")
+    if seed is not None:
+        seed_actions(venv, seed)
     keys = ("s", "s_next", "reward", "done", "learned_reward")
     out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     obs, got = venv.reset(), 0
     with tqdm(total=n, desc=desc) as bar:
         while got < n:
-            if policy is None:
-                actions = np.array([venv.action_space.sample() for _ in range(venv.num_envs)])
-            else:
-                actions, _ = policy.predict(obs, deterministic=deterministic)
+            actions = _actions(policy, venv, obs, deterministic)
             new_obs, rewards, dones, infos = venv.step(actions)
             true = np.array([info.get("true_reward", r) for info, r in zip(infos, rewards)], dtype=np.float32)
             for k, v in zip(keys, (obs, next_observations(new_obs, dones, infos), true, dones, rewards)):
@@ -113,6 +114,14 @@ def load_transitions(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+def seed_actions(venv: VecEnv, seed: int) -> None:
+    """Seed what actions are drawn from: torch's global generator, which a stochastic SB3 policy samples from, and
+    ``venv``'s action space, which a random policy (``policy=None``) samples from. Without it, a stochastic
+    policy plays another game each time the same seeded venv is replayed."""
+    torch.manual_seed(seed)
+    venv.action_space.seed(seed)
+
+
 def _actions(policy: Any, venv: VecEnv, obs: np.ndarray, deterministic: bool) -> np.ndarray:
     """The policy's actions for ``obs`` (``policy=None``: uniformly random)."""
     if policy is None:
@@ -120,9 +129,11 @@ def _actions(policy: Any, venv: VecEnv, obs: np.ndarray, deterministic: bool) ->
     return policy.predict(obs, deterministic=deterministic)[0]
 
 
-def play_lockstep(policy: Any, venvs: dict[str, VecEnv], deterministic: bool = False
+def play_lockstep(policy: Any, venvs: dict[str, VecEnv], deterministic: bool = False, seed: int | None = None
                   ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]]:
     """Play ``policy`` on the first of ``venvs`` and replay the same actions in the others, forever.
+
+    ``seed`` seeds the actions (:func:`seed_actions` on the lead venv).
 
     The venvs must be built alike and with the same seed (e.g. the score shown and hidden versions of one
     game from :func:`~rewinterp_utils.envs.atari.make_atari_venv`), so that they play the same game. Yields
@@ -133,6 +144,8 @@ def play_lockstep(policy: Any, venvs: dict[str, VecEnv], deterministic: bool = F
     """
     names = list(venvs)
     lead = venvs[names[0]]
+    if seed is not None:
+        seed_actions(lead, seed)
     obs = {k: v.reset() for k, v in venvs.items()}
     while True:
         actions = _actions(policy, lead, obs[names[0]], deterministic)
@@ -159,7 +172,8 @@ def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_r
     others, so every kept sample exists in every score setting (rewards are checked to agree at each step).
     Every rewarded s' is kept until ``n_rewarded``; unrewarded s' are a uniform reservoir sample of
     ``n_unrewarded`` over the same period, so both classes span the same stretch of play. Steps that end a
-    life are skipped (their s' is a terminal frame the figures cannot show).
+    life are skipped (their s' is a terminal frame the figures cannot show). ``seed`` seeds both the policy's
+    actions (:func:`play_lockstep`) and the reservoir sample: the same seed, expert and venvs give the same data.
 
     Raw screens (100 kB each) are kept for ``n_screens`` samples only: the last ``n_screens // 2`` rewarded
     samples and the last ``n_screens - n_screens // 2`` unrewarded ones still in the reservoir at the end, the
@@ -193,7 +207,7 @@ def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_r
     shots_u: OrderedDict[int, np.ndarray] = OrderedDict()
     got_r, seen_u, steps = 0, 0, 0
     with tqdm(total=n_rewarded, desc=desc) as bar:
-        for obs, rewards, dones in play_lockstep(policy, venvs, deterministic):
+        for obs, rewards, dones in play_lockstep(policy, venvs, deterministic, seed):
             screens = lead.get_attr("last_raw_frame")
             steps += lead.num_envs
             for i in np.flatnonzero(~dones):

@@ -28,6 +28,26 @@ def data():
     return collect_balanced(None, venvs(), n_rewarded=5, n_unrewarded=7, max_steps=20_000, seed=0, n_screens=4)
 
 
+def test_the_same_seed_collects_the_same_data_from_a_stochastic_expert():
+    """An expert samples its actions from torch's generator: the same seed and venvs give the same dataset whatever
+    the caller drew from that generator before (once they did not, so each build of the book had other Atari data),
+    and another seed gives other data. The oracle is the first collection."""
+    from stable_baselines3 import PPO
+
+    expert = PPO("CnnPolicy", venvs()["shown"], n_steps=16, batch_size=16, seed=0)  # untrained: near-uniform sampling
+
+    def collect(seed: int) -> dict[str, np.ndarray]:
+        return collect_balanced(expert, venvs(), n_rewarded=3, n_unrewarded=5, max_steps=20_000, seed=seed)
+
+    first = collect(0)
+    torch.rand(7)  # the caller's draws move the generator on
+    again = collect(0)
+    assert first.keys() == again.keys()
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key], err_msg=key)
+    assert not np.array_equal(first["step"], collect(1)["step"])
+
+
 def test_balanced_shapes_and_types(data):
     assert data["obs_shown"].shape == data["obs_hidden"].shape == (12, 84, 84, 4)
     assert data["obs_shown"].dtype == data["obs_hidden"].dtype == np.uint8

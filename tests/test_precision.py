@@ -76,6 +76,7 @@ def test_the_manifest_records_the_precision(tmp_path, monkeypatch, cpu, choice):
     folder = open_stage("maze_expert", {"profile": "smoke"}).finish({"x": 1})
     manifest = json.loads((folder / "manifest.json").read_text())
     assert (manifest["device"], manifest["precision"]) == ("cpu", choice)
+    assert manifest["torch_threads"] == torch.get_num_threads()
 
 
 def test_the_extractor_takes_only_resolved_precisions():

@@ -561,6 +561,18 @@ def test_rollout_transitions_random_policy(env_id):
     assert d["done"].sum() >= 5
 
 
+def test_random_rollouts_with_a_seed_repeat():
+    """A random policy's rollouts from the same seeded venv repeat when ``seed`` is given (the random baseline of
+    Figure 3 once drew other actions in each build), and differ with another seed. The oracle is the first run."""
+    def roll(seed: int) -> dict[str, np.ndarray]:
+        return rollout_transitions(None, make_vec_env(COINFLIP_ID, n_envs=2, seed=5), 300, seed=seed)
+
+    first = roll(0)
+    for key, value in roll(0).items():
+        np.testing.assert_array_equal(first[key], value, err_msg=key)
+    assert not np.array_equal(first["s_next"], roll(1)["s_next"])
+
+
 def test_rollout_transitions_wrapped_and_io(tmp_path):
     venv = LearnedRewardVecEnv(make_vec_env(COINFLIP_ID, n_envs=3, seed=1), lambda s, s2: 2 * oracle(s, s2) + 0.25)
     d = rollout_transitions(None, venv, 700)

@@ -290,6 +290,11 @@ class StageRun:
         self.device = str(torch_device())  #: where this cell computes (``REWINTERP_DEVICE``), checked before anything
         self.precision = precision()  #: PPO's convolution precision (``REWINTERP_PRECISION``), checked likewise
         self.package = package_hash()  #: the package code this cell runs (a hash, see ``codehash``)
+        import torch
+
+        #: torch's intra-op threads: float sums, and so trained weights, depend on them (the runner gives each kernel
+        #: its share of the cores; a notebook run alone takes every core)
+        self.threads = torch.get_num_threads()
 
     def __repr__(self) -> str:
         custom = f", custom sizes {self.cell.overrides}" if self.cell.overrides else ""
@@ -349,7 +354,7 @@ class StageRun:
         files = {p.relative_to(self.dir).as_posix(): sha256(p) for p in sorted(self.dir.rglob("*")) if p.is_file()}
         manifest = {"identity": self.identity, "files": files, "upstream": self._upstream, "started": self._started,
                     "finished": _now(), "elapsed_s": round(time.perf_counter() - self._t0, 3), "device": self.device,
-                    "precision": self.precision, "package": self.package}
+                    "precision": self.precision, "package": self.package, "torch_threads": self.threads}
         (self.dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
         handoff = os.environ.get(HANDOFF_ENV)
         if handoff:
