@@ -562,8 +562,8 @@ def test_rollout_transitions_random_policy(env_id):
 
 
 def test_random_rollouts_with_a_seed_repeat():
-    """A random policy's rollouts from the same seeded venv repeat when ``seed`` is given (the random baseline of
-    Figure 3 once drew other actions in each build), and differ with another seed. The oracle is the first run."""
+    """A random policy's actions follow ``seed`` when it is given: the same seed repeats the rollouts, another seed
+    gives others from the same seeded venv (whose own seed alone would repeat them). The oracle is the first run."""
     def roll(seed: int) -> dict[str, np.ndarray]:
         return rollout_transitions(None, make_vec_env(COINFLIP_ID, n_envs=2, seed=5), 300, seed=seed)
 
