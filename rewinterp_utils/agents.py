@@ -12,7 +12,7 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from rewinterp_utils.device import torch_device
-from rewinterp_utils.features import cnn_policy_kwargs
+from rewinterp_utils.features import RawImageCnnPolicy, cnn_policy_kwargs
 
 
 def maze_ppo(venv: VecEnv, learning_rate: float, gamma: float, seed: int, decay: bool = True) -> PPO:
@@ -95,11 +95,12 @@ def atari_ppo(venv: VecEnv, cfg: Any, seed: int) -> PPO:
 
     Learning rate and clip range decay linearly to 0 over training, as in the original PPO Atari setting. The
     Nature CNN computes in ``REWINTERP_PRECISION`` (:class:`~rewinterp_utils.features.AutocastNatureCNN`: bf16
-    where the hardware has it); all else is fp32. Its weights have the stock parameter names, so
-    :func:`load_policy` (fp32) reads the checkpoints.
+    where the hardware has it), scaling the uint8 observations itself
+    (:class:`~rewinterp_utils.features.RawImageCnnPolicy`); all else is fp32. Its weights have the stock parameter
+    names, so :func:`load_policy` (fp32) reads the checkpoints.
     """
     lr, clip = cfg.learning_rate, cfg.clip_range
-    return PPO("CnnPolicy", venv, n_steps=cfg.n_steps, n_epochs=cfg.n_epochs, batch_size=cfg.batch_size,
+    return PPO(RawImageCnnPolicy, venv, n_steps=cfg.n_steps, n_epochs=cfg.n_epochs, batch_size=cfg.batch_size,
                learning_rate=lambda remaining: remaining * lr, clip_range=lambda remaining: remaining * clip,
                ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, seed=seed, device=torch_device(),
                policy_kwargs=cnn_policy_kwargs(), verbose=0)

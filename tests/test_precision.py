@@ -17,7 +17,7 @@ from rewinterp_utils import device
 from rewinterp_utils.agents import atari_ppo
 from rewinterp_utils.device import precision
 from rewinterp_utils.envs.atari import make_atari_venv
-from rewinterp_utils.features import AutocastNatureCNN, cnn_policy_kwargs
+from rewinterp_utils.features import AutocastNatureCNN, RawImageCnnPolicy, cnn_policy_kwargs
 from rewinterp_utils.pipeline.artifacts import open_stage
 from rewinterp_utils.pipeline.profiles import AtariExpert
 
@@ -118,6 +118,25 @@ def test_bf16_runs_the_convolutions_in_bf16_and_returns_fp32_everywhere_else():
     expected = reference.extract_features(obs)
     assert not torch.equal(features, expected)
     torch.testing.assert_close(features, expected, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("precision_name", ["fp32", "bf16"])
+def test_scaling_inside_the_extractor_gives_sb3s_features_to_the_bit(precision_name):
+    """RawImageCnnPolicy hands uint8 observations to the extractor, which scales them in its precision; the
+    oracle is SB3's stock policy, whose ``preprocess_obs`` scales them to float32 first. Every byte value occurs."""
+    ours = _cnn_policy(precision_name)
+    ours.__class__ = RawImageCnnPolicy  # same modules and weights, our feature path
+    stock = _cnn_policy(precision_name)
+    stock.load_state_dict(ours.state_dict())
+    gen = torch.Generator().manual_seed(0)
+    obs = torch.randint(0, 256, (8, 4, 84, 84), dtype=torch.uint8, generator=gen)
+    obs.view(-1)[:256] = torch.arange(256, dtype=torch.uint8)
+    actions = torch.randint(0, 4, (8,), generator=gen)
+    assert torch.equal(ours.extract_features(obs), stock.extract_features(obs))
+    for a, b in zip(ours.evaluate_actions(obs, actions), stock.evaluate_actions(obs, actions)):
+        assert torch.equal(a, b)
+    scaled = obs.float() / 255.0  # already-scaled input (a caller that preprocessed) passes through unchanged
+    assert torch.equal(ours.features_extractor(scaled), stock.features_extractor(scaled))
 
 
 def test_bf16_weights_load_into_a_stock_policy():
