@@ -1,4 +1,7 @@
-"""Audit one maze reward model ``R(s, s')``: the book's audits as functions, each ending in a verdict.
+"""Audit one reward model: the book's audits as functions, each ending in a verdict.
+
+Two kinds of model are audited (:func:`audit_target` reads ``env_id``): a maze model ``R(s, s')`` on a maze id, and an
+Atari model ``R(s')`` on a game with its score setting (``BreakoutNoFrameskip-v4:shown``, ``Seaquest:hidden``).
 
 ``notebooks/audit.ipynb`` (and ``rewinterp audit MODEL --env ENV``) runs them in order on any model: a file
 :func:`~rewinterp_utils.reward_models.save_model` wrote, or an import path ``package.module:factory`` whose factory
@@ -20,6 +23,20 @@ whose verdicts (:mod:`~rewinterp_utils.claims`) follow the criterion each states
 Audits that compare reward *values* (held-out error, counterfactuals, unit checks) read the model in the
 reference's units (:func:`in_reference_units`): a preference-learned model has no scale of its own. The distances
 ignore scale and read the model as it is.
+
+An Atari model has no reference but the recorded (clipped) reward; :func:`audit_atari_model` runs the audits of the
+book's Atari chapter, each with the criterion the chapter uses for its claims, turned into the property a sound
+model has:
+
+* :func:`heldout_audit`: per-class held-out error below :data:`ATARI_HELDOUT_MSE`;
+* :func:`score_edit_audit`: a fake score increment does not raise R, and a frozen score does not lower it, by
+  more than :data:`SCORE_EDIT_TOL` (:func:`~rewinterp_utils.envs.atari.score_edit`);
+* :func:`score_share_audit`: the occlusion saliency's share on the score box is at most :data:`SCORE_SHARE_FACTOR`
+  times the box's share of the image (:func:`~rewinterp_utils.envs.atari.saliency_share`);
+* :func:`saliency_audit` (gradient maps, randomisation test) and :func:`unit_check_audit` with
+  :func:`~rewinterp_utils.checks.atari_checks` (the score digits must not matter).
+
+For either kind, when asked, :func:`retrain_audit` trains PPO on the model alone and scores it on the true reward.
 """
 
 from __future__ import annotations
@@ -34,10 +51,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from rewinterp_utils.checks import maze_check_inputs, maze_checks, run_checks
+from rewinterp_utils.checks import Check, atari_checks, maze_check_inputs, maze_checks, run_checks
 from rewinterp_utils.claims import FAILS, HOLDS, UNDECIDED, Claim, Verdict, exact_verdict
 from rewinterp_utils.counterfactuals import counterfactual_scores, families
-from rewinterp_utils.envs.maze import GOAL, check_maze_id
+from rewinterp_utils.envs.maze import GOAL, maze_ids
 from rewinterp_utils.envs.maze_transitions import maze_transitions, maze_true_reward
 from rewinterp_utils.keys import metric_key
 from rewinterp_utils.reward_models import RewardModel, as_reward_model, load_model
@@ -49,12 +66,62 @@ COUNTERFACTUAL_TOL = 0.5
 goal reward: the model would not rank the family on the reference's side)."""
 DISTANCE_MAX = 0.1
 """Distance criterion: EPIC and the dynamics-aware distance to the reference are below this."""
+ATARI_HELDOUT_MSE = 0.1
+"""Held-out error criterion for Atari models: the Atari chapter's "near-zero test error" (the paper called
+Breakout's 0.076 near zero; a constant 0.5 scores 0.25 on a balanced test set), here per class."""
+SCORE_EDIT_TOL = 0.2
+"""Score-edit criterion: a fake score increment raises, and a frozen score lowers, the mean R by at most this (the
+Atari chapter finds a model reads reward off the score when the increment raises R by more)."""
+SCORE_SHARE_FACTOR = 2.0
+"""Score-saliency criterion: the occlusion saliency's mean share on the score box is at most this many times the
+box's share of the image (the Atari chapter's "the saliency sits on the score" is a share above it)."""
+RETRAIN_MIN_RETURN = 0.9
+"""Maze retraining criterion: PPO trained on the model alone reaches a mean true return of at least this at its last
+evaluation (the goal pays 1 and ends the episode, so this is the share of evaluation episodes that reach it)."""
 FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 """An import path ``package.module:factory``."""
 
 
+# ------------------------------------------------------------------------------------------- the target
+@dataclass(frozen=True)
+class AuditTarget:
+    """What ``env_id`` names: a maze (``kind="maze"``, ``env_id`` its id) or an Atari game with its score setting
+    (``kind="atari"``, ``env_id`` the ALE id, ``game``, ``score``)."""
+
+    kind: str
+    env_id: str
+    game: str | None = None
+    score: str | None = None
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """What a reward model of this target reads: ``(s, s_next)`` grids (maze) or ``(s_next,)`` stacks (Atari)."""
+        return ("s", "s_next") if self.kind == "maze" else ("s_next",)
+
+
+def audit_target(env_id: str) -> AuditTarget:
+    """The :class:`AuditTarget` of ``env_id``: a maze id, or an Atari game (``Breakout`` or
+    ``BreakoutNoFrameskip-v4``) with its score setting after a colon (``:shown`` or ``:hidden``; ``shown`` when
+    left out). ``ValueError`` naming the valid ids, games and score settings otherwise."""
+    from rewinterp_utils.envs.atari import ATARI_IDS, GAMES, SCORES, atari_id, game_of
+
+    env_id = str(env_id)
+    if env_id in maze_ids():
+        return AuditTarget("maze", env_id)
+    name, colon, score = env_id.partition(":")
+    if name in GAMES or name in ATARI_IDS:
+        score = score if colon else "shown"
+        if score not in SCORES:
+            raise ValueError(f"unknown score setting {score!r} in {env_id!r}; expected one of {', '.join(SCORES)}, "
+                             f"e.g. {atari_id(game_of(name))}:shown")
+        return AuditTarget("atari", atari_id(game_of(name)), game_of(name), score)
+    raise ValueError(f"unknown environment {env_id!r}; expected a maze id ({', '.join(maze_ids())}) or an Atari game "
+                     f"with its score setting ({', '.join(f'{g}NoFrameskip-v4:shown' for g in GAMES)}; score "
+                     f"settings {', '.join(SCORES)})")
+
+
 # ------------------------------------------------------------------------------------------- the model
-def _from_factory(spec: str) -> RewardModel:
+def _from_factory(spec: str, inputs: tuple[str, ...]) -> RewardModel:
     module, _, name = spec.partition(":")
     sys.path.insert(0, str(Path.cwd()))  # a module beside the caller imports as it would in a script
     try:
@@ -70,25 +137,25 @@ def _from_factory(spec: str) -> RewardModel:
         raise ValueError(f"model {spec!r}: calling the factory raised {type(e).__name__}: {e}; expected a "
                          "function of no arguments returning a reward model or R(s, s_next)") from None
     try:
-        return as_reward_model(made, ("s", "s_next"))
+        return as_reward_model(made, inputs)
     except ValueError as e:
         raise ValueError(f"model {spec!r}: the factory returned {type(made).__name__}: {e}") from None
 
 
 def load_audited(spec: str, env_id: str) -> RewardModel:
-    """The reward model ``spec`` names, checked to run on the maze ``env_id``'s grids.
+    """The reward model ``spec`` names, checked to run on ``env_id``'s inputs (:func:`audit_target`).
 
     ``spec``: a file :func:`~rewinterp_utils.reward_models.save_model` wrote, or ``package.module:factory`` (the
     factory is called with no arguments; a plain function is wrapped by
-    :func:`~rewinterp_utils.reward_models.as_reward_model`, reading ``(s, s_next)``). ``ValueError`` naming what
-    is wrong and what was expected: an unknown maze id, a file that is missing or does not load, a factory path
-    that does not import, a model that does not read ``(s, s')`` grids of the maze's shape or does not return one
-    finite reward per transition.
+    :func:`~rewinterp_utils.reward_models.as_reward_model`, reading ``(s, s_next)`` for a maze, ``(s_next,)`` for
+    Atari). ``ValueError`` naming what is wrong and what was expected: an unknown environment, a file that is
+    missing or does not load, a factory path that does not import, a model that does not read the maze's ``(s,
+    s')`` grids or Atari's ``(84, 84, 4)`` stacks, or does not return one finite reward per input.
     """
-    check_maze_id(env_id)
+    target = audit_target(env_id)
     spec = str(spec)
     if FACTORY.match(spec) and not Path(spec).exists():
-        model = _from_factory(spec)
+        model = _from_factory(spec, target.inputs)
     elif not Path(spec).is_file():
         raise ValueError(f"model {spec!r} is neither a file nor an import path; expected a reward-model file "
                          "saved with save_model, or package.module:factory")
@@ -101,9 +168,29 @@ def load_audited(spec: str, env_id: str) -> RewardModel:
     return check_fits(model, env_id, spec)
 
 
+def _check_atari_fits(model: RewardModel, target: AuditTarget, name: str) -> RewardModel:
+    from rewinterp_utils.checks import ATARI_SHAPE
+
+    if tuple(model.inputs) != ("s_next",):
+        raise ValueError(f"{name} reads {', '.join(model.inputs)}; an Atari reward model reads s' only, stacks of "
+                         f"shape (n, {', '.join(map(str, ATARI_SHAPE))}) uint8 (a maze model reads s, s_next)")
+    stacks = np.zeros((8, *ATARI_SHAPE), np.uint8)
+    try:
+        r = np.asarray(model.predict(stacks), dtype=np.float64)
+    except Exception as e:  # noqa: BLE001 - a plain function may raise anything on the wrong input
+        raise ValueError(f"{name} does not fit {target.env_id}: expected it to take stacks of shape (n, "
+                         f"{', '.join(map(str, ATARI_SHAPE))}); it raised {type(e).__name__}: {str(e)[:300]}") from None
+    if r.shape != (8,) or not np.isfinite(r).all():
+        raise ValueError(f"{name} must return one finite reward per stack, shape (8,), got {r.shape}: {r}")
+    return model
+
+
 def check_fits(model: RewardModel, env_id: str, name: str = "the model") -> RewardModel:
-    """``model`` if it reads ``(s, s')`` and gives one finite reward per transition of ``env_id``'s grids, else
-    ``ValueError`` naming the shapes expected and what went wrong."""
+    """``model`` if it reads what ``env_id``'s models read (:attr:`AuditTarget.inputs`) and gives one finite reward
+    per input, else ``ValueError`` naming the shapes expected and what went wrong."""
+    target = audit_target(env_id)
+    if target.kind == "atari":
+        return _check_atari_fits(model, target, name)
     t = maze_transitions(env_id)
     grid = tuple(t["s"].shape[1:])
     if tuple(model.inputs) != ("s", "s_next"):
@@ -119,16 +206,51 @@ def check_fits(model: RewardModel, env_id: str, name: str = "the model") -> Rewa
     return model
 
 
-def load_reference(spec: str | None, env_id: str) -> RewardModel:
-    """The reference reward: ``spec`` as :func:`load_audited` reads it, or the maze's true reward for ``None``."""
+def load_reference(spec: str | None, env_id: str) -> RewardModel | None:
+    """The reference reward: ``spec`` as :func:`load_audited` reads it, or the maze's true reward for ``None``. An
+    Atari audit has none (``None``): it compares the model with the recorded reward; a ``spec`` there is a
+    ``ValueError``."""
+    if audit_target(env_id).kind == "atari":
+        if spec is not None:
+            raise ValueError(f"reference {spec!r}: a reference reward is for maze audits (counterfactuals, EPIC); an "
+                             "Atari audit compares the model with the recorded reward, so leave it out")
+        return None
     if spec is None:
         return as_reward_model(maze_true_reward, ("s", "s_next"))
     return load_audited(spec, env_id)
 
 
+def _check_atari_dataset(data: Mapping[str, np.ndarray], target: AuditTarget, name: str) -> dict[str, np.ndarray]:
+    from rewinterp_utils.checks import ATARI_SHAPE
+
+    key = f"obs_{target.score}" if f"obs_{target.score}" in data else "obs"
+    shape = f"(n, {', '.join(map(str, ATARI_SHAPE))})"
+    missing = [k for k, there in ((f"obs_{target.score} (or obs)", key in data), ("reward", "reward" in data))
+               if not there]
+    if missing:
+        raise ValueError(f"{name} lacks {' and '.join(missing)}; expected stacks {shape} uint8 and reward (n,), as "
+                         "atari_dataset writes them")
+    obs, r = np.asarray(data[key]), np.asarray(data["reward"], dtype=np.float64)
+    if obs.shape[1:] != ATARI_SHAPE or r.shape != (len(obs),):
+        raise ValueError(f"{name}: expected {key} of shape {shape} and reward (n,), got {obs.shape}, {r.shape}")
+    if not (r != 0).any() or (r != 0).all():
+        raise ValueError(f"{name} must hold rewarded and unrewarded stacks (reward != 0 and == 0)")
+    shown = np.asarray(data["obs_shown"]) if "obs_shown" in data else obs
+    step = np.asarray(data["step"]) if "step" in data else np.arange(len(obs))
+    return {"s_next": obs, "reward": r, "shown": shown, "step": step}
+
+
 def check_dataset(data: Mapping[str, np.ndarray], env_id: str, name: str = "dataset") -> dict[str, np.ndarray]:
-    """Held-out transitions ``{"s", "s_next", "reward"}`` of ``env_id``'s grid shape, with both classes, else
-    ``ValueError`` naming what is missing."""
+    """Held-out transitions of ``env_id`` with both classes, else ``ValueError`` naming what is missing.
+
+    Maze: ``{"s", "s_next", "reward"}`` of the maze's grid shape. Atari: ``obs_<score>`` (or ``obs``) stacks
+    ``(n, 84, 84, 4)`` and ``reward``, as ``atari_dataset`` writes them (``obs_shown``, the stacks the score edits
+    paste digits into, and ``step``, their time order, are read when present); returned as ``{"s_next", "reward",
+    "shown", "step"}``.
+    """
+    target = audit_target(env_id)
+    if target.kind == "atari":
+        return _check_atari_dataset(data, target, name)
     grid = tuple(maze_transitions(env_id)["s"].shape[1:])
     missing = [k for k in ("s", "s_next", "reward") if k not in data]
     if missing:
@@ -157,11 +279,11 @@ def load_dataset(path: str | Path, env_id: str) -> dict[str, np.ndarray]:
 
 
 def check_inputs(model: str, env_id: str, dataset: str | None = None,
-                 reference: str | None = None) -> tuple[RewardModel, RewardModel, dict[str, np.ndarray] | None]:
+                 reference: str | None = None) -> tuple[RewardModel, RewardModel | None, dict[str, np.ndarray] | None]:
     """Everything an audit reads, loaded and checked before anything runs: the model (:func:`load_audited`), the
-    reference (:func:`load_reference`) and, when given, the dataset (:func:`load_dataset`). ``ValueError``
-    naming what is wrong and what was expected."""
-    check_maze_id(env_id)
+    reference (:func:`load_reference`; ``None`` for Atari) and, when given, the dataset (:func:`load_dataset`).
+    ``ValueError`` naming what is wrong and what was expected."""
+    audit_target(env_id)
     audited = load_audited(model, env_id)
     ref = load_reference(reference, env_id)
     return audited, ref, None if dataset is None else load_dataset(dataset, env_id)
@@ -186,18 +308,20 @@ def _claim(key: str, claim: str, measured: str, verdict: Verdict, where: str) ->
     return Claim(key=key, claim=claim, paper="–", measured=measured, verdict=verdict, where=where)
 
 
-def heldout_audit(model: RewardModel, data: Mapping[str, np.ndarray]) -> tuple[pd.DataFrame, list[Claim]]:
-    """Per class of held-out transitions (rewarded: reward > 0): count, the model's mean reward and its mean
-    squared error; one claim, *holds* when both errors are below :data:`HELDOUT_MSE`."""
-    pred = model.predict(data["s"], data["s_next"]).astype(np.float64)
+def heldout_audit(model: RewardModel, data: Mapping[str, np.ndarray],
+                  threshold: float = HELDOUT_MSE) -> tuple[pd.DataFrame, list[Claim]]:
+    """Per class of held-out inputs (rewarded: reward != 0): count, the model's mean reward and its mean squared
+    error; one claim, *holds* when both errors are below ``threshold`` (:data:`HELDOUT_MSE`, or
+    :data:`ATARI_HELDOUT_MSE` for Atari). ``data`` holds what the model reads (``s``, ``s_next``) and ``reward``."""
+    pred = model.predict(*(data[k] for k in model.inputs)).astype(np.float64)
     rows = {}
-    for name, sel in (("rewarded", data["reward"] > 0), ("unrewarded", data["reward"] <= 0)):
+    for name, sel in (("rewarded", data["reward"] != 0), ("unrewarded", data["reward"] == 0)):
         err = (pred[sel] - data["reward"][sel]) ** 2
         rows[name] = {"transitions": int(sel.sum()), "mean R": float(pred[sel].mean()), "MSE": float(err.mean())}
     table = pd.DataFrame(rows).T
     measured = ", ".join(f"{k} {v:.3g}" for k, v in table["MSE"].items())
-    verdict = exact_verdict(bool((table["MSE"] < HELDOUT_MSE).all()),
-                            f"held-out MSE below {HELDOUT_MSE:g} on rewarded and on unrewarded transitions")
+    verdict = exact_verdict(bool((table["MSE"] < threshold).all()),
+                            f"held-out MSE below {threshold:g} on rewarded and on unrewarded inputs")
     return table, [_claim("heldout", "Small held-out error on both classes", f"MSE {measured}", verdict,
                           "held-out error")]
 
@@ -222,10 +346,14 @@ def counterfactual_audit(model: RewardModel, reference: RewardModel, max_placeme
     return table, claims
 
 
-def unit_check_audit(model: RewardModel, n_inputs: int, seed: int = 0) -> tuple[pd.DataFrame, list[Claim]]:
-    """:func:`~rewinterp_utils.checks.maze_checks` on ``n_inputs`` hand-built transitions; one claim per check,
-    *holds* when the check passes at its tolerance."""
-    table = run_checks(maze_checks(), model, maze_check_inputs(n_inputs, np.random.default_rng(seed)))
+def unit_check_audit(model: RewardModel, n_inputs: int, seed: int = 0, checks: Sequence[Check] | None = None,
+                     inputs: Any = None) -> tuple[pd.DataFrame, list[Claim]]:
+    """Unit checks (default: :func:`~rewinterp_utils.checks.maze_checks` on ``n_inputs`` hand-built transitions;
+    or ``checks`` on ``inputs``, e.g. :func:`~rewinterp_utils.checks.atari_checks` on held-out stacks); one claim
+    per check, *holds* when the check passes at its tolerance."""
+    if checks is None:
+        checks, inputs = maze_checks(), maze_check_inputs(n_inputs, np.random.default_rng(seed))
+    table = run_checks(checks, model, inputs)
     claims = [_claim(metric_key("check", r.name), f"Unit check: {r.name}",
                      f"effect {r.effect:+.3g} over {r.n} inputs",
                      exact_verdict(bool(r.passed), f"{r.kind} within tolerance {r.tolerance:g}: {r.description}"),
@@ -233,12 +361,13 @@ def unit_check_audit(model: RewardModel, n_inputs: int, seed: int = 0) -> tuple[
     return table, claims
 
 
-def saliency_audit(model: RewardModel, inputs: tuple[np.ndarray, np.ndarray], threshold: float,
-                   seed: int = 0) -> tuple[pd.DataFrame | None, list[Claim]]:
+def saliency_audit(model: RewardModel, inputs: Any, threshold: float, seed: int = 0,
+                   domain: str = "maze") -> tuple[pd.DataFrame | None, list[Claim]]:
     """The model-parameter randomisation test of gradient saliency (Adebayo et al. 2018): *holds* when the rank
     correlation between the trained and the fully randomised model's maps is below ``threshold``; *undecided*
-    for a model without trainable layers (a plain function), which the test cannot randomise. Returns the
-    randomisation curve (``None`` then) and the claim."""
+    for a model without trainable layers (a plain function), which the test cannot randomise. ``inputs``: the
+    ``(s, s_next)`` grids (``domain="maze"``) or the stacks (``"atari"``). Returns the randomisation curve
+    (``None`` then) and the claim."""
     from rewinterp_utils.attribution import attribution_method
     from rewinterp_utils.sanity import parametric_layers, randomisation_curves
 
@@ -248,7 +377,7 @@ def saliency_audit(model: RewardModel, inputs: tuple[np.ndarray, np.ndarray], th
                           "not applicable")
         return None, [_claim("sanity.gradient", "Gradient saliency depends on the model", "no trainable layers",
                              verdict, "saliency")]
-    curves, metrics = randomisation_curves({"model": model}, {"gradient": attribution_method("maze", "gradient")},
+    curves, metrics = randomisation_curves({"model": model}, {"gradient": attribution_method(domain, "gradient")},
                                            inputs, threshold, seed)
     final = metrics["model.gradient.rank_corr_final"]
     return curves, [_claim("sanity.gradient", "Gradient saliency depends on the model",
@@ -274,29 +403,159 @@ def distance_audit(model: RewardModel, reference: RewardModel, transitions: dict
     return pd.DataFrame({"distance to the reference": values}), claims
 
 
+def score_edit_audit(model: RewardModel, data: Mapping[str, np.ndarray], game: str, n_frames: int,
+                     seed: int = 0) -> tuple[pd.DataFrame, list[Claim]]:
+    """The Atari chapter's causal test of the score display, on ``n_frames`` held-out stacks (half rewarded,
+    :func:`~rewinterp_utils.sanity.balanced_indices`), pasting digits into the last frame of the score-shown stacks
+    ``data["shown"]`` (:func:`~rewinterp_utils.envs.atari.score_edit`):
+
+    * *fake increment*: into each unrewarded stack, the score box of the next rewarded stack in time (``step``): the
+      score changes while nothing happens in the game. *Holds* when the mean R rises by at most
+      :data:`SCORE_EDIT_TOL`.
+    * *frozen score*: into each rewarded stack whose box changed between its last two frames, the box of its own
+      previous frame: the event happens, the score does not move. *Holds* when the mean R falls by at most
+      :data:`SCORE_EDIT_TOL`; *undecided* when no rewarded stack's box changed.
+
+    Returns the table (mean R unedited and edited, the change, the stacks) and the two claims.
+    """
+    from rewinterp_utils.envs.atari import score_box, score_edit
+    from rewinterp_utils.sanity import balanced_indices
+
+    rewarded = data["reward"] != 0
+    pick = balanced_indices(rewarded, n_frames, seed)
+    yes, no, every_yes = pick[rewarded[pick]], pick[~rewarded[pick]], np.flatnonzero(rewarded)
+    step, shown = np.asarray(data["step"]), np.asarray(data["shown"])
+    later = [every_yes[np.argmax(step[every_yes] > step[i])] if (step[every_yes] > step[i]).any() else every_yes[-1]
+             for i in no]
+    rs, cs = score_box(game).obs_slices(84, inner=False)
+    yes = yes[(shown[yes][:, rs, cs, -1] != shown[yes][:, rs, cs, -2]).any(axis=(1, 2))]
+    r = {"fake increment": (model.predict(shown[no]), model.predict(score_edit(shown[no], shown[later][..., -1], game)))}
+    if len(yes):
+        r["frozen score"] = (model.predict(shown[yes]), model.predict(score_edit(shown[yes], shown[yes][..., -2], game)))
+    table = pd.DataFrame({edit: {"stacks": len(before), "mean R unedited": float(np.mean(before)),
+                                 "mean R edited": float(np.mean(after)), "change": float(np.mean(after) - np.mean(before))}
+                          for edit, (before, after) in r.items()}).T
+    lift = table.loc["fake increment"]
+    claims = [_claim("score_edit.fake_increment", "A fake score increment does not raise R",
+                     f"R {lift['mean R unedited']:.3g} -> {lift['mean R edited']:.3g}",
+                     exact_verdict(bool(lift["change"] <= SCORE_EDIT_TOL),
+                                   f"the increment raises the mean R by at most {SCORE_EDIT_TOL:g}"), "score edits")]
+    says = f"freezing the score lowers the mean R by at most {SCORE_EDIT_TOL:g}"
+    if "frozen score" in table.index:
+        frozen = table.loc["frozen score"]
+        claims.append(_claim("score_edit.frozen", "A frozen score does not lower R",
+                             f"R {frozen['mean R unedited']:.3g} -> {frozen['mean R edited']:.3g}",
+                             exact_verdict(bool(-frozen["change"] <= SCORE_EDIT_TOL), says), "score edits"))
+    else:
+        claims.append(_claim("score_edit.frozen", "A frozen score does not lower R", "no rewarded stack's score moved",
+                             Verdict(UNDECIDED, f"holds: {says}; undecided: no rewarded stack's score box changed "
+                                                "between its last two frames", "not testable"), "score edits"))
+    return table, claims
+
+
+def score_share_audit(model: RewardModel, obs: np.ndarray, game: str) -> tuple[pd.DataFrame, list[Claim]]:
+    """The share of the occlusion saliency's mass inside ``game``'s score box (the Atari chapter's Figure 4 measure,
+    :func:`~rewinterp_utils.envs.atari.saliency_share`) on the stacks ``obs``, beside the box's share of the image
+    (what a uniform map gives). *Holds* when the mean share is at most :data:`SCORE_SHARE_FACTOR` times the box's
+    share; *undecided* when every map is zero (a model that no occlusion moves)."""
+    from rewinterp_utils.attribution import attribute
+    from rewinterp_utils.envs.atari import saliency_share, score_area_share
+
+    share = np.atleast_1d(saliency_share(attribute(model, obs, "occlusion"), game))
+    area = score_area_share(game)
+    mean = float(np.nanmean(share)) if np.isfinite(share).any() else float("nan")
+    table = pd.DataFrame({"value": {"mean share on the score box": mean, "box's share of the image": area,
+                                    "ratio": mean / area, "stacks": float(np.isfinite(share).sum())}})
+    says = f"occlusion share on the score box <= {SCORE_SHARE_FACTOR:g} x the box's share of the image ({area:.3f})"
+    verdict = (exact_verdict(bool(mean <= SCORE_SHARE_FACTOR * area), says) if np.isfinite(mean)
+               else Verdict(UNDECIDED, f"holds: {says}; undecided: every occlusion map is zero", "no saliency"))
+    return table, [_claim("score_saliency", "The saliency does not sit on the score display",
+                          f"share {mean:.3f}, box {area:.3f}", verdict, "score-box saliency")]
+
+
+def retrain_audit(model: RewardModel, env_id: str, cfg: Any, seed: int = 0) -> tuple[pd.DataFrame, list[Claim]]:
+    """PPO from scratch on ``model``'s reward alone (:class:`~rewinterp_utils.wrappers.LearnedRewardVecEnv`), with
+    the book's retraining recipe ``cfg`` (``profiles.MazeRetrain`` or ``profiles.AtariRetrain``), evaluated on the
+    true reward every ``cfg.eval_freq`` steps. Returns the true-return curve and one claim:
+
+    * maze: *holds* when the last evaluation's mean true return is at least :data:`RETRAIN_MIN_RETURN`;
+    * Atari (the game in the model's score setting): *holds* when the last evaluation's clipped per-life return is
+      above the first's, made before any update (the untrained policy, close to uniform).
+    """
+    import tempfile
+
+    import torch
+
+    from rewinterp_utils.wrappers import LearnedRewardVecEnv
+
+    target = audit_target(env_id)
+    torch.manual_seed(seed)
+    if target.kind == "maze":
+        from stable_baselines3.common.env_util import make_vec_env
+
+        from rewinterp_utils.agents import eval_curve, evaluator, maze_ppo
+
+        ppo = maze_ppo(LearnedRewardVecEnv(make_vec_env(env_id, n_envs=1, seed=seed), model), cfg.learning_rate,
+                       cfg.gamma, seed, decay=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            ppo.learn(cfg.total_timesteps, callback=evaluator(make_vec_env(env_id, n_envs=1, seed=seed + 10_000),
+                                                               cfg.eval_freq, cfg.n_eval_episodes, log_path=Path(tmp)))
+            ev = eval_curve(Path(tmp))
+        curve = pd.DataFrame({"timesteps": ev["timesteps"], "true return": ev["results"].mean(axis=1)})
+        last = float(curve["true return"].iloc[-1])
+        verdict = exact_verdict(last >= RETRAIN_MIN_RETURN,
+                                f"mean true return at the last evaluation >= {RETRAIN_MIN_RETURN:g}")
+        return curve, [_claim("retrain", "PPO trained on the model reaches the goal", f"true return {last:.3g}",
+                              verdict, "retraining")]
+    from rewinterp_utils.agents import AtariEvalCallback, atari_ppo
+    from rewinterp_utils.envs.atari import make_atari_venv
+
+    venv = make_atari_venv(target.env_id, n_envs=cfg.n_envs, seed=seed, score=str(target.score))
+    eval_env = make_atari_venv(target.env_id, n_envs=min(4, cfg.n_eval_episodes), seed=seed + 10_000,
+                               score=str(target.score))
+    ppo = atari_ppo(LearnedRewardVecEnv(venv, model), cfg, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        evaluation = AtariEvalCallback(eval_env, cfg.eval_freq, cfg.n_eval_episodes, Path(tmp) / "policy.pt")
+        ppo.learn(cfg.total_timesteps, callback=evaluation)
+    venv.close(), eval_env.close()
+    curve = pd.DataFrame(evaluation.curve).rename(columns={"clipped_return": "true return"})
+    first, last = (float(curve["true return"].iloc[i]) for i in (0, -1))
+    verdict = exact_verdict(bool(last > first), "clipped per-life return at the last evaluation above the first "
+                                                "(the untrained policy's)")
+    return curve, [_claim("retrain", "PPO trained on the model learns to play", f"clipped return {first:.3g} -> "
+                          f"{last:.3g}", verdict, "retraining")]
+
+
 @dataclass(frozen=True)
 class AuditResult:
-    """Every audit of one model (:func:`audit_model`): per audit its claims (``groups``, in the summary's order),
-    the evidence tables and the metrics (:func:`audit_metrics` and each claim's verdict as ``claims.<key>``)."""
+    """Every audit of one model (:func:`audit_model`, :func:`audit_atari_model`): per audit its claims (``groups``,
+    in the summary's order), the evidence tables and the metrics (:func:`audit_metrics` and each claim's verdict as
+    ``claims.<key>``). Tables of audits that do not apply to the model's kind are ``None``: counterfactuals and
+    distances are the maze's, score edits and score shares Atari's."""
 
     groups: dict[str, list[Claim]]
     heldout: pd.DataFrame
-    counterfactuals: pd.DataFrame
     checks: pd.DataFrame
     curves: pd.DataFrame | None
-    distances: pd.DataFrame
     saliency_inputs: np.ndarray
-    """Indices of the held-out transitions the saliency test read (balanced over rewarded and not)."""
+    """Indices of the held-out inputs the saliency test read (balanced over rewarded and not)."""
     metrics: dict[str, Any]
+    counterfactuals: pd.DataFrame | None = None
+    distances: pd.DataFrame | None = None
+    score_edits: pd.DataFrame | None = None
+    score_shares: pd.DataFrame | None = None
+    retraining: pd.DataFrame | None = None
+    """The true-return curve of PPO trained on the model (:func:`retrain_audit`), when asked for."""
 
 
 def audit_model(model: RewardModel, reference: RewardModel, test: Mapping[str, np.ndarray], env_id: str, *,
                 max_placements: int, n_check_inputs: int, n_saliency_inputs: int, threshold: float, gamma: float,
-                seed: int = 0) -> AuditResult:
+                seed: int = 0, retrain: Any = None) -> AuditResult:
     """Every audit of this module on ``model`` against ``reference`` on maze ``env_id``: the value audits on the
     model in the reference's units (:func:`in_reference_units`), saliency and distances on the model as it is.
     ``test``: held-out transitions (``s``, ``s_next``, ``reward``). The sizes and the saliency threshold are the
-    book's (its profiles), passed in."""
+    book's (its profiles), passed in; ``retrain``: a ``profiles.MazeRetrain`` to retrain on the model
+    (:func:`retrain_audit`), or ``None``."""
     from rewinterp_utils.sanity import balanced_indices
 
     transitions = maze_transitions(env_id)
@@ -309,9 +568,45 @@ def audit_model(model: RewardModel, reference: RewardModel, test: Mapping[str, n
     distances, c_dist = distance_audit(model, reference, transitions, gamma)
     groups = {"held-out error": c_heldout, "counterfactuals": c_cf, "unit checks": c_checks,
               "saliency sanity": c_sal, "distances": c_dist}
-    metrics = audit_metrics(groups, heldout, cf, checks, curves, distances)
-    metrics |= {f"claims.{c.key}": c.verdict.outcome for claims in groups.values() for c in claims}
-    return AuditResult(groups, heldout, cf, checks, curves, distances, pick, metrics)
+    retraining = None
+    if retrain is not None:
+        retraining, groups["retraining"] = retrain_audit(model, env_id, retrain, seed)
+    metrics = audit_metrics(groups, heldout, checks, curves, counterfactuals=cf, distances=distances,
+                            retraining=retraining)
+    return AuditResult(groups, heldout, checks, curves, pick, metrics, counterfactuals=cf, distances=distances,
+                       retraining=retraining)
+
+
+def audit_atari_model(model: RewardModel, test: Mapping[str, np.ndarray], env_id: str, *, n_frames: int,
+                      n_saliency_inputs: int, threshold: float, seed: int = 0, retrain: Any = None) -> AuditResult:
+    """Every Atari audit of this module on ``model`` for ``env_id`` (a game with its score setting,
+    :func:`audit_target`), on held-out stacks ``test`` (:func:`check_dataset`'s Atari form): the held-out error
+    (:data:`ATARI_HELDOUT_MSE`), the score edits and the score-box share on ``n_frames`` stacks, the score-digits
+    unit check on the same stacks, and the gradient randomisation test on ``n_saliency_inputs`` (``threshold``).
+    The sizes and the threshold are the book's (:func:`~rewinterp_utils.pipeline.profiles.audit_sizes`);
+    ``retrain``: a ``profiles.AtariRetrain`` to retrain on the model (:func:`retrain_audit`), or ``None``."""
+    from rewinterp_utils.sanity import balanced_indices
+
+    target = audit_target(env_id)
+    if target.kind != "atari":
+        raise ValueError(f"audit_atari_model audits Atari models; {env_id!r} is a maze (use audit_model)")
+    game, rewarded = str(target.game), test["reward"] != 0
+    heldout, c_heldout = heldout_audit(model, test, ATARI_HELDOUT_MSE)
+    edits, c_edits = score_edit_audit(model, test, game, n_frames, seed)
+    frames = test["s_next"][balanced_indices(rewarded, n_frames, seed)]
+    shares, c_share = score_share_audit(model, frames, game)
+    checks, c_checks = unit_check_audit(model, len(frames), seed, atari_checks(game), (frames,))
+    pick = balanced_indices(rewarded, n_saliency_inputs, seed)
+    curves, c_sal = saliency_audit(model, test["s_next"][pick], threshold, seed, domain="atari")
+    groups = {"held-out error": c_heldout, "score edits": c_edits, "score-box saliency": c_share,
+              "unit checks": c_checks, "saliency sanity": c_sal}
+    retraining = None
+    if retrain is not None:
+        retraining, groups["retraining"] = retrain_audit(model, env_id, retrain, seed)
+    metrics = audit_metrics(groups, heldout, checks, curves, score_edits=edits, score_shares=shares,
+                            retraining=retraining)
+    return AuditResult(groups, heldout, checks, curves, pick, metrics, score_edits=edits, score_shares=shares,
+                       retraining=retraining)
 
 
 # ---------------------------------------------------------------------------------- hand-written models
@@ -353,22 +648,35 @@ def overview(groups: Mapping[str, Sequence[Claim]]) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def audit_metrics(groups: Mapping[str, Sequence[Claim]], heldout: pd.DataFrame, counterfactuals: pd.DataFrame,
-                  checks: pd.DataFrame, curves: pd.DataFrame | None, distances: pd.DataFrame) -> dict[str, Any]:
+def audit_metrics(groups: Mapping[str, Sequence[Claim]], heldout: pd.DataFrame, checks: pd.DataFrame,
+                  curves: pd.DataFrame | None, *, counterfactuals: pd.DataFrame | None = None,
+                  distances: pd.DataFrame | None = None, score_edits: pd.DataFrame | None = None,
+                  score_shares: pd.DataFrame | None = None, retraining: pd.DataFrame | None = None) -> dict[str, Any]:
     """The audit's metrics (local keys; :data:`COMPARISON` names the ones the comparison table shows): the overall
-    verdict, per-class held-out errors, every family's mean, the worst family and its gap, the checks passed,
-    every check's effect, the saliency test's final rank correlation (when it ran) and both distances."""
-    worst = counterfactuals["gap"].idxmax()
+    verdict, per-class held-out errors, the checks passed and every check's effect, the saliency test's final rank
+    correlation (when it ran), every claim's verdict (``claims.<key>``) and, where the audit ran: every family's
+    mean, the worst family and its gap, both distances (maze); each score edit's change, the score-box share and
+    the box's share of the image (Atari); the retrained agent's last true return (when retrained)."""
     m: dict[str, Any] = {"verdict": all_of([c.verdict for claims in groups.values() for c in claims]),
-                         "counterfactual.worst": worst,
-                         "counterfactual.worst_gap": float(counterfactuals.loc[worst, "gap"]),
                          "checks.passed": f"{int(checks['passed'].sum())} of {len(checks)}"}
     m |= {f"heldout.mse_{k}": float(v) for k, v in heldout["MSE"].items()}
-    m |= {metric_key("counterfactual", k): float(v) for k, v in counterfactuals["model"].items()}
+    if counterfactuals is not None:
+        worst = counterfactuals["gap"].idxmax()
+        m |= {"counterfactual.worst": worst, "counterfactual.worst_gap": float(counterfactuals.loc[worst, "gap"])}
+        m |= {metric_key("counterfactual", k): float(v) for k, v in counterfactuals["model"].items()}
     m |= {metric_key("checks", r.name, "effect"): float(r.effect) for r in checks.itertuples()}
     if curves is not None:
         m["sanity.gradient.rank_corr_final"] = float(curves["rank_corr"].iloc[-1])
-    m |= {metric_key("distance", k): float(v) for k, v in distances.iloc[:, 0].items()}
+    if distances is not None:
+        m |= {metric_key("distance", k): float(v) for k, v in distances.iloc[:, 0].items()}
+    if score_edits is not None:
+        m |= {metric_key("score_edit", k, "change"): float(v) for k, v in score_edits["change"].items()}
+    if score_shares is not None:
+        m |= {"score.saliency_share": float(score_shares.loc["mean share on the score box", "value"]),
+              "score.area_share": float(score_shares.loc["box's share of the image", "value"])}
+    if retraining is not None:
+        m["retrain.true_return"] = float(retraining["true return"].iloc[-1])
+    m |= {f"claims.{c.key}": c.verdict.outcome for claims in groups.values() for c in claims}
     return m
 
 
@@ -377,13 +685,15 @@ COMPARISON: dict[str, str] = {
     "counterfactual.worst": "worst counterfactual", "counterfactual.worst_gap": "its gap",
     "checks.passed": "unit checks passed", "sanity.gradient.rank_corr_final": "saliency rank corr.",
     "distance.epic": "EPIC", "distance.dynamics_aware": "dynamics-aware",
+    "score_edit.fake_increment.change": "fake increment: change in R", "score.saliency_share": "score-box share",
+    "retrain.true_return": "retrained: true return",
 }
 """The metrics of an audit (local keys) the comparison table shows, and their column names."""
 
 
 def comparison_table(audits: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """One row per audited model (``name -> the audit's metrics``): :data:`COMPARISON`'s numbers and every
-    ``claims.*`` verdict (columns named by the claim key)."""
+    ``claims.*`` verdict (columns named by the claim key); columns no model has (another kind's audits) left out."""
     if not audits:
         raise ValueError("comparison_table needs at least one audit's metrics")
     rows = {}
@@ -391,11 +701,12 @@ def comparison_table(audits: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
         row = {col: m.get(key, np.nan) for key, col in COMPARISON.items()}
         row |= {k.removeprefix("claims."): v for k, v in m.items() if k.startswith("claims.")}
         rows[name] = row
-    return pd.DataFrame(rows).T.rename_axis("model")
+    return pd.DataFrame(rows).T.dropna(axis=1, how="all").rename_axis("model")
 
 
 __all__ = [
-    "AuditResult", "audit_model", "COMPARISON", "COUNTERFACTUAL_TOL", "DISTANCE_MAX", "HELDOUT_MSE", "all_of",
+    "ATARI_HELDOUT_MSE", "AuditResult", "AuditTarget", "RETRAIN_MIN_RETURN", "SCORE_EDIT_TOL", "SCORE_SHARE_FACTOR", "audit_atari_model",
+    "audit_model", "audit_target", "retrain_audit", "score_edit_audit", "score_share_audit", "COMPARISON", "COUNTERFACTUAL_TOL", "DISTANCE_MAX", "HELDOUT_MSE", "all_of",
     "audit_metrics", "check_dataset",
     "check_fits", "check_inputs", "load_dataset",
     "comparison_table", "counterfactual_audit", "distance_audit", "heldout_audit", "in_reference_units",

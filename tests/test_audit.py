@@ -87,7 +87,7 @@ def test_a_model_that_does_not_fit_is_refused_naming_what_was_expected(tmp_path,
 
 
 def test_bad_environment_and_dataset_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="unknown maze env id 'Pong-v5'; valid ids"):
+    with pytest.raises(ValueError, match="unknown environment 'Pong-v5'; expected a maze id"):
         audit.check_inputs(TRUE, "Pong-v5")
     with pytest.raises(ValueError, match="does not load"):
         audit.check_inputs(TRUE, COINFLIP, dataset=str(tmp_path / "none.npz"))
@@ -194,3 +194,17 @@ def test_the_side_by_side_page_reports_what_the_command_reports(smoke, tmp_path,
     command = {k: v for k, v in read_metrics(cell_dir(cell)).items() if k not in ("model", "env_id")}
     assert len(command) > 20
     assert {k: page[f"regression.{k}"] for k in command} == command
+
+
+def test_retraining_on_the_true_reward_reaches_the_goal_and_on_a_silent_model_does_not():
+    """PPO trained on the maze's true reward (Figure 3's recipe) reaches the goal; trained on a model that pays
+    nothing it learns nothing, and its true return stays below the criterion."""
+    from rewinterp_utils.pipeline.profiles import MazeRetrain
+
+    cfg = MazeRetrain(total_timesteps=30_000, n_seeds=1, eval_freq=10_000, n_eval_episodes=10)
+    truth = audit.load_audited(TRUE, COINFLIP)
+    silent = audit.as_reward_model(lambda s, s_next: np.zeros(len(s)))
+    curve, claims = audit.retrain_audit(truth, COINFLIP, cfg)
+    assert list(curve["timesteps"]) == [10_000, 20_000, 30_000] and claims[0].verdict.outcome == HOLDS
+    curve, claims = audit.retrain_audit(silent, COINFLIP, cfg)
+    assert curve["true return"].iloc[-1] < audit.RETRAIN_MIN_RETURN and claims[0].verdict.outcome == FAILS

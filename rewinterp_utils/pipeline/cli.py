@@ -65,13 +65,18 @@ def parser() -> argparse.ArgumentParser:
     a = sub.add_parser("audit", help="audit reward models: the book's audits as one HTML report per model")
     a.add_argument("models", nargs="+", metavar="MODEL",
                    help="a file saved with save_model, an import path package.module:factory, a folder or a glob")
-    a.add_argument("--env", required=True, metavar="ENV", help="maze id, e.g. EmptyMaze-10x10-CoinFlipGoal-v3")
+    a.add_argument("--env", required=True, metavar="ENV",
+                   help="maze id, e.g. EmptyMaze-10x10-CoinFlipGoal-v3, or Atari game with its score setting, e.g. "
+                        "BreakoutNoFrameskip-v4:shown")
     a.add_argument("--out", default=None, metavar="PATH",
                    help="the report (one model; default audit-<name>.html) or the folder of reports (several)")
     a.add_argument("--profile", choices=PROFILES, default="default", help="sizes to run at")
     a.add_argument("--dataset", default=None, metavar="PATH",
-                   help="held-out transitions (.npz of save_transitions; default: the maze expert's)")
-    a.add_argument("--reference", default=None, metavar="MODEL", help="the reference reward (default: the true one)")
+                   help="held-out data (.npz of save_transitions; default: the expert's, built if missing)")
+    a.add_argument("--reference", default=None, metavar="MODEL",
+                   help="maze only: the reference reward (default: the true one)")
+    a.add_argument("--retrain", action="store_true",
+                   help="also train PPO on each model's reward and score it on the true reward (minutes per model)")
     a.add_argument("--jobs", type=_positive, default=None, help="audits run at once (default: CPU cores)")
     return p
 
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "audit":
             for path in reports.run_audits(args.models, args.env, args.out, args.profile, args.dataset,
-                                           args.reference, args.jobs):
+                                           args.reference, args.jobs, args.retrain):
                 print(path)
         elif args.command == "run":
             summary = runner.run(args.profile, args.chapter, force=args.force, jobs=args.jobs, n_seeds=args.seeds,

@@ -303,10 +303,23 @@ def resolve(stage: str, profile: str, **overrides: Any) -> Any:
     return cfg
 
 
-def audit_sizes(profile: str) -> dict[str, Any]:
-    """The sizes and settings :func:`rewinterp_utils.audit.audit_model` takes at ``profile``: those of the book's
-    own audits (counterfactual placements, unit-check and saliency inputs, the saliency threshold, the discount)."""
+def audit_sizes(profile: str, kind: str = "maze", retrain: bool = False) -> dict[str, Any]:
+    """The sizes and settings an audit of ``kind`` takes at ``profile``: those of the book's own audits; with
+    ``retrain``, also the book's retraining recipe (``retrain``: ``maze_retrain`` or ``atari_retrain``).
+
+    ``"maze"`` (:func:`rewinterp_utils.audit.audit_model`): counterfactual placements, unit-check and saliency
+    inputs, the saliency threshold, the discount. ``"atari"`` (:func:`rewinterp_utils.audit.audit_atari_model`):
+    the stacks of the score edits and shares (``atari_saliency``), the saliency inputs and threshold
+    (``atari_sanity``).
+    """
+    if kind not in ("maze", "atari"):
+        raise ValueError(f"unknown audit kind {kind!r}; expected maze or atari")
+    extra = {"retrain": resolve(f"{kind}_retrain", profile)} if retrain else {}
+    if kind == "atari":
+        sanity = resolve("atari_sanity", profile)
+        return {"n_frames": resolve("atari_saliency", profile).n_frames, "n_saliency_inputs": sanity.n_frames,
+                "threshold": sanity.threshold, **extra}
     sanity = resolve("maze_sanity", profile)
     return {"max_placements": resolve("maze_counterfactuals", profile).max_placements,
             "n_check_inputs": sanity.n_check_inputs, "n_saliency_inputs": sanity.n_inputs,
-            "threshold": sanity.threshold, "gamma": resolve("maze_expert", profile).gamma}
+            "threshold": sanity.threshold, "gamma": resolve("maze_expert", profile).gamma, **extra}

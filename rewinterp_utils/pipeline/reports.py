@@ -82,15 +82,16 @@ def _absolute(spec: str | None) -> str | None:
 
 
 def audit_cells(specs: Sequence[str], env_id: str, profile: str, dataset: str | None = None,
-                reference: str | None = None) -> list[Cell]:
-    """One ``audit`` cell per model, every input checked (``ValueError`` naming what is wrong, nothing written)."""
+                reference: str | None = None, retrain: bool = False) -> list[Cell]:
+    """One ``audit`` cell per model, every input checked (``ValueError`` naming what is wrong, nothing written);
+    ``retrain``: the cells also retrain PPO on each model."""
     from rewinterp_utils.audit import check_inputs
 
     cells = []
     for spec in specs:
         check_inputs(spec, env_id, dataset, reference)
         cells.append(get_stage("audit").cell(profile, model=_absolute(spec), env_id=env_id, dataset=_absolute(dataset),
-                                             reference=_absolute(reference)))
+                                             reference=_absolute(reference), retrain=bool(retrain)))
     return cells
 
 
@@ -107,7 +108,8 @@ def _importable_from_here() -> Iterator[None]:
 
 
 def run_audits(specs: Sequence[str], env_id: str, out: Path | None = None, profile: str = "default",
-               dataset: str | None = None, reference: str | None = None, jobs: int | None = None) -> list[Path]:
+               dataset: str | None = None, reference: str | None = None, jobs: int | None = None,
+               retrain: bool = False) -> list[Path]:
     """Audit every model of ``specs`` (:func:`expand_models`) on ``env_id`` and return the files written.
 
     One model (a single file or import path): its report at ``out`` (default ``audit-<name>.html``; an existing
@@ -136,7 +138,7 @@ def run_audits(specs: Sequence[str], env_id: str, out: Path | None = None, profi
         folder, targets = target.parent, [target]
     if not folder.is_dir() and not (batch and folder.parent.is_dir()):
         raise ValueError(f"--out: folder {folder if not batch else folder.parent} does not exist")
-    cells = audit_cells(models, env_id, profile, dataset, reference)
+    cells = audit_cells(models, env_id, profile, dataset, reference, retrain)
     with _importable_from_here():
         runner.run(profile, force=True, jobs=jobs, cells=cells)
     folder.mkdir(exist_ok=True)

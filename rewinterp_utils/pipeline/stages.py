@@ -32,7 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from rewinterp_utils.envs.atari import GAMES, SCORES
+from rewinterp_utils.envs.atari import GAMES, SCORES, atari_id
 from rewinterp_utils.envs.maze import COINFLIP, TWOGOALS, maze_ids, maze_short_name
 from rewinterp_utils.pipeline.codehash import code_cells, notebook_code_hash, size_reads
 from rewinterp_utils.pipeline.profiles import PROFILES, SIZES, check_profile, resolve
@@ -52,6 +52,10 @@ LABELS: Mapping[str, Any] = MappingProxyType({"env_id": maze_short_name, "rm_env
 PREF_VARIANTS: tuple[str, ...] = ("full", "few_pairs", "noisy")
 """Preference-learned maze models: all pairs with noiseless labels, few pairs, or a noisy annotator."""
 AUDITED_MODELS: tuple[str, ...] = ("regression", *(f"pref_{v}" for v in PREF_VARIANTS))
+AUDIT_ENV_IDS: tuple[str, ...] = (*maze_ids(), *(f"{name}{setting}" for game in GAMES for name in (game, atari_id(game))
+                                                 for setting in ("", *(f":{score}" for score in SCORES))))
+"""What the ``audit`` stage audits on (:func:`rewinterp_utils.audit.audit_target`): a maze id, or an Atari game
+(``Breakout`` or ``BreakoutNoFrameskip-v4``) with or without its score setting (``:shown``, ``:hidden``)."""
 """The learned maze rewards whose audits are compared with the outcome of retraining on them."""
 
 
@@ -386,11 +390,14 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           metrics="maze", reads=("maze_expert", "maze_counterfactuals", "maze_sanity")),
     Stage("maze_pref_predict", "preferences", "Does an audit predict retraining? The part's claims", "maze_preference",
           upstream=("maze_pref_audit", "maze_pref_retrain"), metrics="maze", reads=("maze_sanity",)),
-    Stage("audit", "audit", "Audit one reward model: the book's audits, each with a verdict", upstream=("maze_dataset",),
-          metrics="audit", reads=("maze_expert", "maze_counterfactuals", "maze_sanity")),
-    Stage("audit_compare", "audit", "Two of the book's models audited side by side",
-          upstream=("maze_dataset", "maze_reward_model", "maze_pref_model"), metrics="audit.compare",
-          reads=("maze_expert", "maze_counterfactuals", "maze_sanity")),
+    Stage("audit", "audit", "Audit one reward model: the book's audits, each with a verdict",
+          upstream=("maze_dataset", "atari_dataset"), metrics="audit", choices={"env_id": AUDIT_ENV_IDS},
+          reads=("maze_expert", "maze_counterfactuals", "maze_sanity", "maze_retrain", "atari_saliency",
+                 "atari_sanity", "atari_retrain")),
+    Stage("audit_compare", "audit", "The book's models audited side by side",
+          upstream=("maze_dataset", "maze_reward_model", "maze_pref_model", "atari_dataset", "atari_reward_model"),
+          metrics="audit.compare",
+          reads=("maze_expert", "maze_counterfactuals", "maze_sanity", "atari_saliency", "atari_sanity")),
     Stage("reproducing", "book", "Sizes and timings of this build", always_run=True),
     Stage("results", "book", "Every claim and its verdict, at a glance", metrics="results", always_run=True),
 )}

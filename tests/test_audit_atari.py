@@ -1,0 +1,169 @@
+"""The audit of an Atari reward model ``R(s')``: the score audits' verdicts against hand-built rules whose answers
+are known (one reads the score box, one reads only the play field), bad input naming what is wrong, and
+``rewinterp audit`` end to end at smoke on a reward model the book trains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rewinterp_utils import audit
+from rewinterp_utils.checks import atari_checks
+from rewinterp_utils.claims import FAILS, HOLDS, UNDECIDED
+from rewinterp_utils.reward_models import AtariRewardCNN, MazeRewardMLP, as_reward_model, save_model
+
+GAME = "Breakout"
+ROWS, COLS = slice(1, 7), slice(18, 43)
+"""Breakout's score box on the 84x84 observation, written out by hand from its raw box (rows 4-16, cols 35-81 of
+210x160): every resized pixel a box pixel touches."""
+FIELD = slice(30, 84)
+"""Rows of the play field the field reader looks at, far below the box."""
+
+
+def outcomes(claims) -> dict[str, str]:
+    return {c.key: c.verdict.outcome for c in claims}
+
+
+def score_reader(obs: np.ndarray) -> np.ndarray:
+    """Pays for a change of the score box between the last two frames (the shortcut the Atari chapter tests for)."""
+    obs = np.asarray(obs, dtype=np.float64)
+    return np.abs(obs[:, ROWS, COLS, -1] - obs[:, ROWS, COLS, -2]).mean(axis=(1, 2)) / 64
+
+
+def field_reader(obs: np.ndarray) -> np.ndarray:
+    """Reads only the play field of the last frame: no score edit can move it."""
+    return np.asarray(obs, dtype=np.float64)[:, FIELD, :, -1].mean(axis=(1, 2)) / 255
+
+
+def stacks(n: int = 24, seed: int = 0) -> dict[str, np.ndarray]:
+    """Held-out data in ``atari_dataset``'s form: random screens, every other stack rewarded; a rewarded stack's
+    score box differs between its last two frames (new digits), an unrewarded one's does not."""
+    rng = np.random.default_rng(seed)
+    obs = np.repeat(rng.integers(0, 256, (n, 84, 84, 1), dtype=np.uint8), 4, axis=-1)
+    reward = np.tile([1.0, 0.0], n // 2)
+    for i in np.flatnonzero(reward):
+        obs[i, ROWS, COLS, -1] = rng.integers(0, 256, (6, 25), dtype=np.uint8)
+    return {"obs_shown": obs, "reward": reward, "step": np.arange(n)}
+
+
+def test_the_target_names_a_maze_or_a_game_with_its_score_setting():
+    assert audit.audit_target("Breakout") == audit.AuditTarget("atari", "BreakoutNoFrameskip-v4", GAME, "shown")
+    assert audit.audit_target("SeaquestNoFrameskip-v4:hidden").score == "hidden"
+    assert audit.audit_target("EmptyMaze-10x10-CoinFlipGoal-v3").kind == "maze"
+    with pytest.raises(ValueError, match=r"unknown score setting 'blurry'.*shown, hidden"):
+        audit.audit_target("Breakout:blurry")
+    with pytest.raises(ValueError, match=r"unknown environment 'Pong-v5'; expected a maze id .*BreakoutNoFrameskip"):
+        audit.audit_target("Pong-v5")
+
+
+def test_the_score_reader_fails_every_score_audit_and_the_field_reader_passes_them():
+    data = audit.check_dataset(stacks(), "Breakout:shown")
+    frames = data["s_next"][:8]
+    expected = {"score reader": FAILS, "field reader": HOLDS}
+    for name, fn in (("score reader", score_reader), ("field reader", field_reader)):
+        model = as_reward_model(fn, ("s_next",))
+        edits, c_edits = audit.score_edit_audit(model, data, GAME, n_frames=12)
+        _, c_share = audit.score_share_audit(model, frames, GAME)
+        _, c_checks = audit.unit_check_audit(model, 8, checks=atari_checks(GAME), inputs=(frames,))
+        assert outcomes(c_edits) == {"score_edit.fake_increment": expected[name],
+                                     "score_edit.frozen": expected[name]}, name
+        assert outcomes(c_share) == {"score_saliency": expected[name]}, name
+        assert set(outcomes(c_checks).values()) == {expected[name]}, name
+        if name == "score reader":  # pasting new digits pays, freezing them takes the reward away
+            assert edits.loc["fake increment", "change"] > 1 and edits.loc["frozen score", "change"] < -1
+            assert edits.loc["frozen score", "stacks"] == 6
+        else:
+            assert np.allclose(edits["change"], 0.0)
+
+
+def test_a_frozen_score_is_undecided_when_no_rewarded_stack_changed_its_score():
+    data = stacks()
+    data["obs_shown"][..., -1] = data["obs_shown"][..., -2]  # the digits never move
+    _, claims = audit.score_edit_audit(as_reward_model(field_reader, ("s_next",)),
+                                       audit.check_dataset(data, GAME), GAME, n_frames=12)
+    assert outcomes(claims)["score_edit.frozen"] == UNDECIDED
+
+
+def test_the_whole_atari_audit_on_a_cnn_and_its_metrics():
+    torch.manual_seed(0)
+    data = audit.check_dataset(stacks(), "Breakout:shown")
+    result = audit.audit_atari_model(AtariRewardCNN(), data, "Breakout:shown", n_frames=8, n_saliency_inputs=4,
+                                     threshold=0.5)
+    assert list(result.groups) == ["held-out error", "score edits", "score-box saliency", "unit checks",
+                                   "saliency sanity"]
+    assert result.counterfactuals is None and result.distances is None
+    assert result.curves is not None and result.curves["rank_corr"].iloc[0] == pytest.approx(1.0)
+    m = result.metrics
+    assert {"score_edit.fake_increment.change", "score.saliency_share", "claims.score_saliency",
+            "heldout.mse_rewarded"} <= set(m)
+    table = audit.comparison_table({"cnn": m})
+    assert table.loc["cnn", "score-box share"] == m["score.saliency_share"]
+
+
+def test_heldout_error_is_per_class_of_the_recorded_reward():
+    data = audit.check_dataset(stacks(), GAME)
+    const = as_reward_model(lambda obs: np.full(len(obs), 0.25), ("s_next",))
+    table, claims = audit.heldout_audit(const, data, audit.ATARI_HELDOUT_MSE)
+    assert table.loc["rewarded", "MSE"] == pytest.approx(0.75**2) and table.loc["unrewarded", "MSE"] == pytest.approx(
+        0.25**2)
+    assert claims[0].verdict.outcome == FAILS
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda p: save_model(MazeRewardMLP(), p / "maze.pt") or p / "maze.pt", r"reads s, s_next; an Atari reward model"),
+    (lambda p: "rewinterp_utils.audit:paper_rule_model", r"does not fit BreakoutNoFrameskip-v4.*\(n, 84, 84, 4\)"),
+])
+def test_a_model_that_does_not_fit_an_atari_game_is_refused(tmp_path, make, says):
+    with pytest.raises(ValueError, match=says):
+        audit.load_audited(str(make(tmp_path)), "Breakout:shown")
+
+
+def test_bad_atari_reference_and_dataset_are_refused(tmp_path):
+    model = tmp_path / "cnn.pt"
+    save_model(AtariRewardCNN(), model)
+    with pytest.raises(ValueError, match="a reference reward is for maze audits"):
+        audit.check_inputs(str(model), "Breakout", reference=str(model))
+    with pytest.raises(ValueError, match=r"lacks obs_hidden \(or obs\); expected stacks \(n, 84, 84, 4\)"):
+        audit.check_dataset({"reward": np.zeros(2)}, "Breakout:hidden")
+    with pytest.raises(ValueError, match="rewarded and unrewarded"):
+        audit.check_dataset({"obs": np.zeros((2, 84, 84, 4), np.uint8), "reward": np.zeros(2)}, GAME)
+
+
+def test_the_command_audits_a_book_model_as_the_side_by_side_page_does(smoke, tmp_path, monkeypatch):
+    """``rewinterp audit`` on the smoke build's Breakout score-shown reward model: its held-out errors per class are
+    the reward-model page's (computed there in torch, here through the audit), every metric is what Part VII's
+    side-by-side page reports for that model, and the report has the Atari audits with their figures."""
+    from rewinterp_utils.pipeline.artifacts import cell_dir, read_metrics
+    from rewinterp_utils.pipeline.cli import main
+    from rewinterp_utils.pipeline.reports import audit_cells
+    from rewinterp_utils.pipeline.stages import get_stage
+
+    rm = get_stage("atari_reward_model").cell("smoke", game=GAME, score="shown", model_seed=0)
+    model = cell_dir(rm) / "reward_model.pt"
+    monkeypatch.chdir(tmp_path)
+    assert main(["audit", str(model), "--env", "Breakout:shown", "--profile", "smoke", "--out", "r.html"]) == 0
+    (cell,) = audit_cells([str(model)], "Breakout:shown", "smoke")
+    got, rm_page = read_metrics(cell_dir(cell)), read_metrics(cell_dir(rm))
+    assert got["heldout.mse_rewarded"] == pytest.approx(rm_page["test_mse_rewarded"], rel=1e-4)
+    assert got["heldout.mse_unrewarded"] == pytest.approx(rm_page["test_mse_unrewarded"], rel=1e-4)
+    command = {k: v for k, v in got.items() if k not in ("model", "env_id")}
+    assert {"claims.score_edit.fake_increment", "claims.score_saliency", "claims.sanity.gradient"} <= set(command)
+    side_by_side = read_metrics(cell_dir(get_stage("audit_compare").cell("smoke")))
+    assert {k: side_by_side[f"atari.shown.{k}"] for k in command} == command
+    report = (tmp_path / "r.html").read_text()
+    assert "Score edits and the score-box saliency" in report and report.count("data:image/png;base64") >= 3
+
+
+def test_retraining_scores_the_agent_on_the_true_reward_not_the_model():
+    """PPO trained on a model that pays 5 every step: the curve is the game's clipped per-life return (a random
+    Breakout agent scores about 1 point a life), not the model's 5 a step; the first evaluation is made before
+    any update."""
+    from rewinterp_utils.pipeline.profiles import AtariRetrain
+
+    cfg = AtariRetrain(total_timesteps=256, eval_freq=128, n_eval_episodes=1, n_envs=2, n_steps=64, batch_size=64,
+                       n_epochs=1)
+    generous = as_reward_model(lambda obs: np.full(len(obs), 5.0), ("s_next",))
+    curve, claims = audit.retrain_audit(generous, "Breakout:shown", cfg)
+    assert curve["timesteps"].iloc[0] <= cfg.n_envs and curve["timesteps"].iloc[-1] >= cfg.total_timesteps
+    assert curve["true return"].max() < 5 and claims[0].key == "retrain"
