@@ -223,8 +223,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "maze_preference": MazePreference(n_pairs=3_000, few_pairs=100),
         "maze_pref_retrain": MazePrefRetrain(total_timesteps=20_000),
         "maze_retrain": MazeRetrain(total_timesteps=30_000, n_seeds=5, eval_freq=1_000),
-        # 750k steps: ~21 min per game at the ~600 env-steps/s a bf16 job gets beside another on 2 cores (500k took
-        # 19.3 min at ~490 before the extractor scaled raw bytes itself); 7 evaluations of 4 games, as before
+        # 750k steps: 28.5 min for both games side by side, measured (11 min of it beside a test run; ~600 env-steps/s
+        # a bf16 job alone; 500k took 19.3 min before the extractor scaled raw bytes itself); 7 evaluations of 4 games
         "atari_expert": AtariExpert(total_timesteps=750_000, eval_freq=125_000, n_eval_episodes=4),
         "atari_dataset": AtariDataset(n_train=5_000, n_test=1_000, max_steps=1_000_000),
         # 3e-4, not the paper's 1e-3: the reproducing page measures what 1e-3 does to the Seaquest model each build
@@ -232,8 +232,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "atari_saliency": AtariSaliency(n_frames=100),
         "atari_figure5": AtariFigure5(n_steps=200),
         "atari_sanity": AtariSanity(n_frames=8, n_share_frames=100),
-        # 98 rollouts of 8 x 128 steps (>= 100k), 2 seeds: 24 cells of 3.4-4.3 min, two at a time: 47.3 min measured,
-        # over the 45-min budget (the learned-reward cells run the reward CNN at every step)
+        # 98 rollouts of 8 x 128 steps (>= 100k), 2 seeds: 24 cells of 3.0-3.6 min, two at a time: 40.7 min measured
+        # (was 47.3 before the extractor scaled raw bytes itself; the learned-reward cells run the reward CNN per step)
         "atari_retrain": AtariRetrain(total_timesteps=100_352, eval_freq=50_176, n_eval_episodes=3, n_seeds=2),
     },
     "paper": {
