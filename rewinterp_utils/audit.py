@@ -350,14 +350,18 @@ def unit_check_audit(model: RewardModel, n_inputs: int, seed: int = 0, checks: S
                      inputs: Any = None) -> tuple[pd.DataFrame, list[Claim]]:
     """Unit checks (default: :func:`~rewinterp_utils.checks.maze_checks` on ``n_inputs`` hand-built transitions;
     or ``checks`` on ``inputs``, e.g. :func:`~rewinterp_utils.checks.atari_checks` on held-out stacks); one claim
-    per check, *holds* when the check passes at its tolerance."""
+    per check, *holds* when the check passes at its tolerance, *undecided* when its edit changed none of the
+    inputs (the score digits pasted into stacks whose box is painted over)."""
     if checks is None:
         checks, inputs = maze_checks(), maze_check_inputs(n_inputs, np.random.default_rng(seed))
     table = run_checks(checks, model, inputs)
-    claims = [_claim(metric_key("check", r.name), f"Unit check: {r.name}",
-                     f"effect {r.effect:+.3g} over {r.n} inputs",
-                     exact_verdict(bool(r.passed), f"{r.kind} within tolerance {r.tolerance:g}: {r.description}"),
-                     "unit checks") for r in table.itertuples()]
+    claims = []
+    for r in table.itertuples():
+        says = f"{r.kind} within tolerance {r.tolerance:g}: {r.description}"
+        verdict = (exact_verdict(bool(r.passed), says) if r.n else
+                   Verdict(UNDECIDED, f"holds: {says}; undecided: the edit changed none of the inputs", "untested"))
+        claims.append(_claim(metric_key("check", r.name), f"Unit check: {r.name}",
+                             f"effect {r.effect:+.3g} over {r.n} inputs", verdict, "unit checks"))
     return table, claims
 
 

@@ -14,7 +14,7 @@ from rewinterp_utils.claims import FAILS, HOLDS, UNDECIDED
 from rewinterp_utils.reward_models import AtariRewardCNN, MazeRewardMLP, as_reward_model, save_model
 
 GAME = "Breakout"
-ROWS, COLS = slice(1, 7), slice(18, 43)
+ROWS, COLS = slice(1, 7), slice(18, 44)
 """Breakout's score box on the 84x84 observation, written out by hand from its raw box (rows 4-16, cols 35-81 of
 210x160): every resized pixel a box pixel touches."""
 FIELD = slice(30, 84)
@@ -43,7 +43,7 @@ def stacks(n: int = 24, seed: int = 0) -> dict[str, np.ndarray]:
     obs = np.repeat(rng.integers(0, 256, (n, 84, 84, 1), dtype=np.uint8), 4, axis=-1)
     reward = np.tile([1.0, 0.0], n // 2)
     for i in np.flatnonzero(reward):
-        obs[i, ROWS, COLS, -1] = rng.integers(0, 256, (6, 25), dtype=np.uint8)
+        obs[i, ROWS, COLS, -1] = rng.integers(0, 256, (6, 26), dtype=np.uint8)
     return {"obs_shown": obs, "reward": reward, "step": np.arange(n)}
 
 
@@ -77,12 +77,18 @@ def test_the_score_reader_fails_every_score_audit_and_the_field_reader_passes_th
             assert np.allclose(edits["change"], 0.0)
 
 
-def test_a_frozen_score_is_undecided_when_no_rewarded_stack_changed_its_score():
+def test_an_edit_that_changes_no_input_is_undecided():
+    """No rewarded stack's digits move: the frozen-score edit has nothing to freeze. Every box is painted the same
+    (a score-hidden setting): pasting another stack's box changes nothing, so the score-digits check is untested."""
     data = stacks()
     data["obs_shown"][..., -1] = data["obs_shown"][..., -2]  # the digits never move
-    _, claims = audit.score_edit_audit(as_reward_model(field_reader, ("s_next",)),
-                                       audit.check_dataset(data, GAME), GAME, n_frames=12)
+    field = as_reward_model(field_reader, ("s_next",))
+    _, claims = audit.score_edit_audit(field, audit.check_dataset(data, GAME), GAME, n_frames=12)
     assert outcomes(claims)["score_edit.frozen"] == UNDECIDED
+    painted = data["obs_shown"][:8].copy()
+    painted[:, ROWS, COLS, :] = 0
+    table, claims = audit.unit_check_audit(field, 8, checks=atari_checks(GAME), inputs=(painted,))
+    assert table["n"].tolist() == [0] and outcomes(claims) == {"check.score_digits_change_only": UNDECIDED}
 
 
 def test_the_whole_atari_audit_on_a_cnn_and_its_metrics():
