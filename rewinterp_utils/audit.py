@@ -114,7 +114,8 @@ def audit_target(env_id: str) -> AuditTarget:
         if score not in SCORES:
             raise ValueError(f"unknown score setting {score!r} in {env_id!r}; expected one of {', '.join(SCORES)}, "
                              f"e.g. {atari_id(game_of(name))}:shown")
-        return AuditTarget("atari", atari_id(game_of(name)), game_of(name), score)
+        game = game_of(name)
+        return AuditTarget("atari", atari_id(game), game, score)
     raise ValueError(f"unknown environment {env_id!r}; expected a maze id ({', '.join(maze_ids())}) or an Atari game "
                      f"with its score setting ({', '.join(f'{g}NoFrameskip-v4:shown' for g in GAMES)}; score "
                      f"settings {', '.join(SCORES)})")
@@ -521,7 +522,8 @@ def retrain_audit(model: RewardModel, env_id: str, cfg: Any, seed: int = 0) -> t
     with tempfile.TemporaryDirectory() as tmp:
         evaluation = AtariEvalCallback(eval_env, cfg.eval_freq, cfg.n_eval_episodes, Path(tmp) / "policy.pt")
         ppo.learn(cfg.total_timesteps, callback=evaluation)
-    venv.close(), eval_env.close()
+    venv.close()
+    eval_env.close()
     curve = pd.DataFrame(evaluation.curve).rename(columns={"clipped_return": "true return"})
     first, last = (float(curve["true return"].iloc[i]) for i in (0, -1))
     verdict = exact_verdict(bool(last > first), "clipped per-life return at the last evaluation above the first "
@@ -572,13 +574,8 @@ def audit_model(model: RewardModel, reference: RewardModel, test: Mapping[str, n
     distances, c_dist = distance_audit(model, reference, transitions, gamma)
     groups = {"held-out error": c_heldout, "counterfactuals": c_cf, "unit checks": c_checks,
               "saliency sanity": c_sal, "distances": c_dist}
-    retraining = None
-    if retrain is not None:
-        retraining, groups["retraining"] = retrain_audit(model, env_id, retrain, seed)
-    metrics = audit_metrics(groups, heldout, checks, curves, counterfactuals=cf, distances=distances,
-                            retraining=retraining)
-    return AuditResult(groups, heldout, checks, curves, pick, metrics, counterfactuals=cf, distances=distances,
-                       retraining=retraining)
+    return _result(model, env_id, groups, heldout, checks, curves, pick, retrain, seed, counterfactuals=cf,
+                   distances=distances)
 
 
 def audit_atari_model(model: RewardModel, test: Mapping[str, np.ndarray], env_id: str, *, n_frames: int,
@@ -604,13 +601,19 @@ def audit_atari_model(model: RewardModel, test: Mapping[str, np.ndarray], env_id
     curves, c_sal = saliency_audit(model, test["s_next"][pick], threshold, seed, domain="atari")
     groups = {"held-out error": c_heldout, "score edits": c_edits, "score-box saliency": c_share,
               "unit checks": c_checks, "saliency sanity": c_sal}
-    retraining = None
+    return _result(model, env_id, groups, heldout, checks, curves, pick, retrain, seed, score_edits=edits,
+                   score_shares=shares)
+
+
+def _result(model: RewardModel, env_id: str, groups: dict[str, list[Claim]], heldout: pd.DataFrame,
+            checks: pd.DataFrame, curves: pd.DataFrame | None, pick: np.ndarray, retrain: Any, seed: int,
+            **tables: pd.DataFrame) -> AuditResult:
+    """The :class:`AuditResult` of the audits run, after :func:`retrain_audit` when ``retrain`` is a recipe;
+    ``tables``: the kind's own evidence tables, by their field names."""
     if retrain is not None:
-        retraining, groups["retraining"] = retrain_audit(model, env_id, retrain, seed)
-    metrics = audit_metrics(groups, heldout, checks, curves, score_edits=edits, score_shares=shares,
-                            retraining=retraining)
-    return AuditResult(groups, heldout, checks, curves, pick, metrics, score_edits=edits, score_shares=shares,
-                       retraining=retraining)
+        tables["retraining"], groups["retraining"] = retrain_audit(model, env_id, retrain, seed)
+    metrics = audit_metrics(groups, heldout, checks, curves, **tables)
+    return AuditResult(groups, heldout, checks, curves, pick, metrics, **tables)
 
 
 # ---------------------------------------------------------------------------------- hand-written models
