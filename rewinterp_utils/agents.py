@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -107,29 +107,49 @@ def atari_ppo(venv: VecEnv, cfg: Any, seed: int) -> PPO:
 
 
 class AtariEvalCallback(BaseCallback):
-    """Every ``eval_freq`` steps, play ``n_games`` whole games with :func:`~rewinterp_utils.evaluation.evaluate_atari`
-    (stochastic actions, as the dataset is collected); keep the weights with the best clipped per-life return.
+    """Every ``eval_freq`` steps, play ``n_games`` new whole games with
+    :func:`~rewinterp_utils.evaluation.evaluate_atari` (stochastic actions, as the dataset is collected); keep the
+    weights with the best clipped per-life return.
 
-    ``curve`` holds one row per evaluation: timesteps, clipped per-life return, game score.
+    ``make_eval_env`` builds the evaluation venv; each evaluation gets a new one (closed afterwards). Reusing one
+    venv would continue old games: SB3's ``EpisodicLifeEnv.reset`` only takes a no-op step while the game has lives
+    left, so a game an earlier evaluation stopped at its target would be finished by the next evaluation, whose
+    score would then count play of an older policy. Every evaluation builds its venv with the same seeds: each
+    checkpoint meets the same game starts (common random numbers), and what differs between evaluations is the
+    policy alone.
+
+    ``curve`` holds one row per evaluation: timesteps, clipped per-life return, game score, and the games' clipped
+    per-life returns and scores (lists).
     """
 
-    def __init__(self, eval_env: VecEnv, eval_freq: int, n_games: int, best_path: Path) -> None:
+    def __init__(self, make_eval_env: Callable[[], VecEnv], eval_freq: int, n_games: int,
+                 best_path: Path | None = None) -> None:
         super().__init__()
-        self.eval_env, self.eval_freq, self.n_games, self.best_path = eval_env, eval_freq, n_games, Path(best_path)
-        self.curve: list[dict[str, float]] = []
+        if isinstance(make_eval_env, VecEnv) or not callable(make_eval_env):
+            raise TypeError("AtariEvalCallback takes a function that builds a new evaluation venv (each evaluation "
+                            "plays new games), not a venv")
+        self.make_eval_env, self.eval_freq, self.n_games = make_eval_env, eval_freq, n_games
+        self.best_path = Path(best_path) if best_path is not None else None
+        self.curve: list[dict[str, Any]] = []
         self.best = -np.inf
         self._next = 0
 
     def _evaluate(self) -> None:
         from rewinterp_utils.evaluation import evaluate_atari  # here: maze users of agents need no ALE
 
-        res = evaluate_atari(self.model, self.eval_env, self.n_games, deterministic=False,
-                             max_steps=20_000 * self.n_games)
+        eval_env = self.make_eval_env()
+        try:
+            res = evaluate_atari(self.model, eval_env, self.n_games, deterministic=False,
+                                 max_steps=20_000 * self.n_games)
+        finally:
+            eval_env.close()
         self.curve.append({"timesteps": self.num_timesteps, "clipped_return": res["clipped_return_mean"],
-                           "game_score": res["game_score_mean"]})
+                           "game_score": res["game_score_mean"], "clipped_returns": res["clipped_returns"],
+                           "game_scores": res["game_scores"]})
         if res["clipped_return_mean"] > self.best:  # NaN (nothing finished) never counts as best
             self.best = res["clipped_return_mean"]
-            torch.save(self.model.policy.state_dict(), self.best_path)
+            if self.best_path is not None:
+                torch.save(self.model.policy.state_dict(), self.best_path)
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next:

@@ -36,6 +36,15 @@ def _predict_fn(policy: Any, venv: VecEnv, deterministic: bool, seed: int) -> Ca
     raise TypeError("policy must be None (random), have an SB3-style .predict, or be a callable obs -> actions")
 
 
+def _check_new_games(venv: VecEnv) -> None:
+    """``ValueError`` when a sub-env of ``venv`` is inside a game (lost a life but not the game): its ``reset`` would
+    continue that game, and the evaluation would count play from before it."""
+    ongoing = [i for i, real in enumerate(venv.get_attr("was_real_done")) if not real]
+    if ongoing:
+        raise ValueError(f"evaluate_atari: sub-envs {ongoing} of this venv are inside a game an earlier run started "
+                         "(reset would continue it, not start a new game); evaluate on a new venv each time")
+
+
 def evaluate_atari(
     policy: Any,
     env: str | VecEnv,
@@ -47,13 +56,16 @@ def evaluate_atari(
     score: str = "shown",
     n_stack: int = 4,
     max_steps: int = 100_000,
+    stream: str = "eval",
 ) -> dict[str, Any]:
     """Play ``n_episodes`` whole games and record both the clipped per-life return and the game score.
 
     ``policy``: ``None`` (uniformly random actions, seeded by ``seed``), an object with SB3's
     ``predict(obs, state=, episode_start=, deterministic=)`` (an algorithm or a policy), or a callable
     ``obs -> actions``. ``env``: an env id (built with :func:`make_atari_venv` from ``n_envs``, ``seed``,
-    ``score``, ``n_stack`` and closed afterwards) or a venv of :func:`make_atari_venv`. As in SB3's
+    ``score``, ``n_stack`` and seed stream ``stream``, and closed afterwards) or a venv of :func:`make_atari_venv`,
+    never played before: a venv that already played continues its games (``EpisodicLifeEnv`` resets to a new
+    life, not a new game), so build a new one for each evaluation. As in SB3's
     ``evaluate_policy``, the games are split evenly over the sub-envs beforehand. At most ``max_steps`` env
     steps (agent steps summed over sub-envs) are taken; if they run out, ``truncated`` is True and only
     finished lives and games are counted.
@@ -66,8 +78,10 @@ def evaluate_atari(
     if int(n_episodes) != n_episodes or n_episodes < 1:
         raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
     own = isinstance(env, str)
-    venv = make_atari_venv(env, n_envs=n_envs, seed=seed, score=score, n_stack=n_stack) if own else env
+    venv = make_atari_venv(env, n_envs=n_envs, seed=seed, score=score, n_stack=n_stack, stream=stream) if own else env
     try:
+        if not own:
+            _check_new_games(venv)
         act = _predict_fn(policy, venv, deterministic, seed)
         n = venv.num_envs
         targets = np.array([(n_episodes + i) // n for i in range(n)], dtype=int)

@@ -10,13 +10,16 @@ from typing import Mapping
 import pandas as pd
 
 from rewinterp_utils.claims import CLAIMS_FILE, FAILS, HOLDS, UNDECIDED
-from rewinterp_utils.pipeline.artifacts import cell_dir
+from rewinterp_utils.pipeline.artifacts import cell_dir, read_manifest
 from rewinterp_utils.pipeline.stages import STAGES
 from rewinterp_utils.pipeline.summary import verified_cells
 
 FIELDS: tuple[str, ...] = ("key", "claim", "paper", "measured", "verdict", "interval", "criterion", "where", "chapter",
-                           "page")
-"""The columns of :func:`collect_claims` (a ``claims.csv`` row and the page that wrote it)."""
+                           "page", "package")
+"""The columns of :func:`collect_claims` (a ``claims.csv`` row, the page that wrote it and the hash of the package
+code that made its cell, from the cell's manifest: ``not recorded`` when it has none)."""
+OTHER_CODE = "made by other package code"
+"""The mark of a row whose cell was made by package code other than the build's (its verdict may be stale)."""
 CHAPTER_NAMES: dict[str, str] = {"gridworld": "Gridworld", "atari": "Atari", "table1": "Table 1",
                                  "preferences": "Preferences"}
 """How the table names each chapter."""
@@ -34,7 +37,8 @@ def collect_claims(profile: str) -> pd.DataFrame:
     book page of the cell that wrote it; columns :data:`FIELDS` (no rows when no chapter was run)."""
     page_of = {cell_dir(c): page for st in STAGES.values() for page, c in st.pages(profile).items()}
     frames = [pd.read_csv(cell_dir(cell) / CLAIMS_FILE, dtype=str).fillna("")
-              .assign(page=page_of.get(cell_dir(cell), next(iter(STAGES[stage].pages(profile)))))
+              .assign(page=page_of.get(cell_dir(cell), next(iter(STAGES[stage].pages(profile)))),
+                      package=str(read_manifest(cell_dir(cell)).get("package") or "not recorded"))
               for stage, cells in verified_cells(profile).items() for cell in cells
               if (cell_dir(cell) / CLAIMS_FILE).is_file()]
     if not frames:
@@ -69,25 +73,29 @@ def criterion_html(text: str, width: int = 40) -> str:
     return f"<details><summary>{html.escape(short)}</summary>{html.escape(text)}</details>"
 
 
-def row_html(row: Mapping[str, str]) -> str:
+def row_html(row: Mapping[str, str], package: str | None = None) -> str:
     """One claims row as ``<tr>``: the claim links to its page (``<page>.html``), the verdict as
-    :func:`verdict_html`."""
+    :func:`verdict_html`; when ``package`` (the build's package hash) is given and the row's cell was made by other
+    package code, the verdict carries :data:`OTHER_CODE` in bold."""
+    stale = package is not None and row.get("package", "") != package
+    mark = f'<br><b style="color: #cf222e">⚠ {OTHER_CODE} ({html.escape(row.get("package", ""))})</b>' if stale else ""
     cells = [f'<a href="{html.escape(row["page"])}.html">{html.escape(row["claim"])}</a>',
              html.escape(row["paper"]), html.escape(row["measured"]),
-             verdict_html(row["verdict"], row.get("interval", "")), criterion_html(row["criterion"])]
+             verdict_html(row["verdict"], row.get("interval", "")) + mark, criterion_html(row["criterion"])]
     return "<tr>" + "".join(f'<td style="vertical-align: top">{c}</td>' for c in cells) + "</tr>"
 
 
-def claims_html(claims: pd.DataFrame) -> str:
+def claims_html(claims: pd.DataFrame, package: str | None = None) -> str:
     """The results table: one row per claim (columns :data:`COLUMNS`) under a header row per chapter, laid out to
-    the page's width (fixed column shares, long words broken rather than cut)."""
+    the page's width (fixed column shares, long words broken rather than cut). ``package``: the build's package
+    hash; rows made by other package code are marked (:func:`row_html`)."""
     cols = "".join(f'<col style="width: {w}%">' for _, w in COLUMNS)
     head = "".join(f"<th>{html.escape(name)}</th>" for name, _ in COLUMNS)
     body = ""
     for chapter, rows in claims.groupby("chapter", sort=False):
         name = html.escape(CHAPTER_NAMES.get(chapter, chapter))
         body += f'<tr><th colspan="{len(COLUMNS)}" style="text-align: left">{name}</th></tr>'
-        body += "".join(row_html(r) for r in rows.to_dict("records"))
+        body += "".join(row_html(r, package) for r in rows.to_dict("records"))
     return ('<table class="dataframe results-table" style="width: 100%; table-layout: fixed; '
             'overflow-wrap: anywhere; font-size: 0.85em">'
             f"<colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")

@@ -58,14 +58,17 @@ PROBE_COLUMNS: tuple[str, ...] = (
 
 
 def probe_table(runs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per agent (index game, score, reward, seed): the reward model it was trained on (``learned_shown``
-    for a true-reward agent, as a probe) on its own play, :data:`PROBE_COLUMNS`."""
+    """One row per agent (index game, score, reward, seed): a reward model on the agent's own play,
+    :data:`PROBE_COLUMNS`, with ``model`` (which one: the agent's own reward model; for a true-reward agent, as a
+    probe, the model of the score setting it plays) and ``matched`` (the model was trained with the score setting the
+    agent plays: False for Figure 5's shift, a score-shown model on the score-hidden game or the reverse)."""
     rows = []
     for r in runs:
-        model = r["reward"] if r["reward"] != "true" else "learned_shown"
+        model = r["reward"] if r["reward"] != "true" else f"learned_{r['score']}"
         found = r["onpolicy"].loc[model]
         rows.append({"game": r["game"], "score": r["score"], "reward": r["reward"], "seed": r["seed"],
-                     "model": model, **{c: float(found[c]) for c in PROBE_COLUMNS}})
+                     "model": model, "matched": model == f"learned_{r['score']}",
+                     **{c: float(found[c]) for c in PROBE_COLUMNS}})
     return pd.DataFrame(rows).set_index(["game", "score", "reward", "seed"])
 
 
@@ -73,8 +76,9 @@ def _text(x: float, digits: int = 4) -> str:
     return f"{x:.{digits}f}" if np.isfinite(x) else "– (their play had no such step)"
 
 
-def probe_summary(probe: pd.DataFrame, prefix: str = "onpolicy.learned_shown") -> dict[str, Any]:
-    """Over the rows of ``probe`` (the agents trained on one model): per class, the mean on-policy and held-out
+def probe_summary(probe: pd.DataFrame, prefix: str = "onpolicy.matched") -> dict[str, Any]:
+    """Over the rows of ``probe`` (pass the agents to pool, e.g. those trained on a learned model of the setting they
+    play, ``matched``): per class, the mean on-policy and held-out
     MSE (``<prefix>.mse_<class>_mean``, ``.heldout_mse_<class>_mean``; NaN when no agent's play had a step of the
     class, with ``_text`` forms for prose) and the per-agent ratios (``.mse_ratio_<class>``, one per agent,
     NaN where undefined); the false-positive and false-negative rates; the learned reward summed over the

@@ -28,3 +28,19 @@ def test_a_play_without_reward_has_no_rewarded_class():
     with pytest.raises(ValueError, match="one prediction per step"):
         onpolicy_errors([0.1], [0, 1])
 
+
+
+def test_episode_ending_steps_are_left_out():
+    """The life-ending steps (s' a terminal frame the held-out data never holds) do not count: the errors equal those
+    of the other steps alone, computed by hand."""
+    pred, true = [0.8, 0.2, 5.0, 0.1, -3.0, 0.0], [1, 1, 1, 0, 0, 0]
+    done = [False, False, True, False, True, False]
+    e = onpolicy_errors(pred, true, done=done)
+    assert e["n_dropped"] == 2 and e["n_rewarded"] == 2 and e["n_unrewarded"] == 2
+    assert e["mse_rewarded"] == pytest.approx((0.2 ** 2 + 0.8 ** 2) / 2)
+    assert e["mse_unrewarded"] == pytest.approx(0.1 ** 2 / 2)
+    assert onpolicy_errors(pred, true)["n_dropped"] == 0
+    with pytest.raises(ValueError, match="done flag"):
+        onpolicy_errors(pred, true, done=[True])
+    with pytest.raises(ValueError, match="every step"):
+        onpolicy_errors([0.1], [0], done=[True])

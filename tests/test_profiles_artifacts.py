@@ -630,3 +630,32 @@ def test_stage_wall_time_is_the_union_of_its_cells_run_intervals(monkeypatch):
         "started": f"2026-01-01T{spans[d][0]}:00+00:00", "finished": f"2026-01-01T{spans[d][1]}:00+00:00",
         "elapsed_s": spans[d][2]})
     assert cell_timings(list(spans)) == {"cells_s": 1200.0, "wall_s": 15 * 60.0}
+
+
+def test_a_cell_made_with_another_device_or_precision_is_not_done(tmp_path, monkeypatch):
+    """A cell whose manifest records another precision (or device) than this run's does not verify: it is remade,
+    not counted as done; with the same settings it verifies."""
+    import json as _json
+
+    from rewinterp_utils.pipeline.artifacts import ArtifactError, cell_dir, open_stage, verify
+    from rewinterp_utils.pipeline.stages import STAGES
+
+    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("REWINTERP_PRECISION", "fp32")
+    run = open_stage("results", {"profile": "smoke"})
+    run.finish({"n_claims": 0})
+    cell = STAGES["results"].cell("smoke")
+    assert verify(cell) == cell_dir(cell)
+    monkeypatch.setenv("REWINTERP_PRECISION", "bf16")
+    from rewinterp_utils import device
+
+    if device.precision() != "bf16":
+        pytest.skip("bf16 is not available here")
+    with pytest.raises(ArtifactError, match="device and precision"):
+        verify(cell)
+    monkeypatch.setenv("REWINTERP_PRECISION", "fp32")
+    manifest = cell_dir(cell) / "manifest.json"
+    record = _json.loads(manifest.read_text())
+    manifest.write_text(_json.dumps(record | {"device": "cuda:0"}))
+    with pytest.raises(ArtifactError, match="device and precision"):
+        verify(cell)

@@ -82,3 +82,19 @@ def test_claims_html_has_one_row_per_claim_with_every_field():
     assert sum(int(w.split()[1].rstrip("%;")) for w in parsed.widths) == 100
     assert '<a href="atari_seeds.html">R &lt;b&gt;</a>' in text
     assert "table-layout: fixed" in text
+
+
+def test_rows_made_by_other_package_code_are_marked():
+    """Given the build's package hash, a row whose cell another package code made carries the mark and that code's
+    hash; a row of the build's own code does not; without a hash nothing is marked."""
+    from rewinterp_utils.results_table import OTHER_CODE
+
+    row = {"key": "a", "claim": "c", "paper": "p", "measured": "m", "verdict": "holds", "interval": "",
+           "criterion": "x", "where": "", "chapter": "atari", "page": "p"}
+    claims = pd.DataFrame([row | {"package": "aaaa"}, row | {"key": "b", "package": "bbbb"}])
+    text = claims_html(claims, package="aaaa")
+    parsed = _Cells()
+    parsed.feed(text)
+    assert OTHER_CODE not in parsed.rows[2][3]
+    assert parsed.rows[3][3] == f"✓ holds⚠ {OTHER_CODE} (bbbb)"
+    assert OTHER_CODE not in claims_html(claims)

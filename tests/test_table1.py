@@ -48,14 +48,27 @@ def test_probe_compares_each_class_with_its_own_held_out_error():
     assert list(probe.model) == ["learned_shown"] * 4  # true-reward agents are probed with the shown model
     learned = probe.xs("learned_shown", level="reward")
     s = probe_summary(learned)
-    assert s["onpolicy.learned_shown.mse_unrewarded_mean"] == pytest.approx(0.02)
-    assert s["onpolicy.learned_shown.mse_ratio_unrewarded"] == pytest.approx([0.5, 0.5])  # 0.02 / 0.04
-    assert s["onpolicy.learned_shown.mse_rewarded_mean"] == pytest.approx(0.5)  # the agent with rewarded steps
-    assert math.isnan(s["onpolicy.learned_shown.mse_ratio_rewarded"][0])
-    assert s["onpolicy.learned_shown.mse_ratio_rewarded"][1] == pytest.approx(5.0)  # 0.5 / 0.1
-    assert s["onpolicy.learned_shown.heldout_mse_rewarded_text"] == "0.1000"
-    assert s["onpolicy.learned_shown.fn_rate_text"] == "0.500"
-    assert s["onpolicy.learned_shown.learned_to_true_ratio"] == pytest.approx(3.0)
+    assert s["onpolicy.matched.mse_unrewarded_mean"] == pytest.approx(0.02)
+    assert s["onpolicy.matched.mse_ratio_unrewarded"] == pytest.approx([0.5, 0.5])  # 0.02 / 0.04
+    assert s["onpolicy.matched.mse_rewarded_mean"] == pytest.approx(0.5)  # the agent with rewarded steps
+    assert math.isnan(s["onpolicy.matched.mse_ratio_rewarded"][0])
+    assert s["onpolicy.matched.mse_ratio_rewarded"][1] == pytest.approx(5.0)  # 0.5 / 0.1
+    assert s["onpolicy.matched.heldout_mse_rewarded_text"] == "0.1000"
+    assert s["onpolicy.matched.fn_rate_text"] == "0.500"
+    assert s["onpolicy.matched.learned_to_true_ratio"] == pytest.approx(3.0)
     none = probe_summary(learned.iloc[:1])
-    assert none["onpolicy.learned_shown.mse_rewarded_text"] == "– (their play had no such step)"
-    assert none["onpolicy.learned_shown.fn_rate_text"].startswith("–")
+    assert none["onpolicy.matched.mse_rewarded_text"] == "– (their play had no such step)"
+    assert none["onpolicy.matched.fn_rate_text"].startswith("–")
+
+
+def test_probe_keeps_the_score_shift_apart():
+    """A score-hidden agent trained on the score-shown model (Figure 5's shift) is not matched; a true-reward agent of
+    the hidden game is probed with the hidden model, not the shown one."""
+    frame = pd.DataFrame([dict.fromkeys(PROBE_COLUMNS, 1.0), dict.fromkeys(PROBE_COLUMNS, 2.0)],
+                         index=pd.Index(["learned_shown", "learned_hidden"], name="model"))
+    runs = [{"game": "Seaquest", "score": "hidden", "reward": reward, "seed": 0, "metrics": {}, "onpolicy": frame}
+            for reward in ("true", "learned_shown", "learned_hidden")]
+    probe = probe_table(runs)
+    assert list(probe.model) == ["learned_hidden", "learned_shown", "learned_hidden"]
+    assert list(probe.matched) == [True, False, True]
+    assert list(probe["held-out MSE, rewarded"]) == [2.0, 1.0, 2.0]

@@ -43,6 +43,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack
 
 from rewinterp_utils.device import spare_cores
+from rewinterp_utils.seeding import seed_sub_envs, sub_env_seeds
 
 gym.register_envs(ale_py)
 
@@ -274,14 +275,17 @@ def make_atari_venv(
     score: str = "shown",
     n_stack: int = 4,
     vec_env_cls: Callable[..., VecEnv] | None = None,
+    stream: str = "train",
 ) -> VecEnv:
     """The paper's vectorised Atari env: observation (n_envs, 84, 84, n_stack) uint8, reward in {-1, 0, 1}.
 
     Per sub-env (innermost first): ``gym.make(env_id)`` -> :class:`ScoreMask` (``score``) -> SB3 ``Monitor``
     -> ``AtariWrapper(clip_reward=True, terminal_on_life_loss=True)``; then ``vec_env_cls`` (default:
     :func:`vec_env_class`, worker processes when a core is spare, else ``DummyVecEnv``) and
-    ``VecFrameStack(n_stack)`` (skipped for ``n_stack=1``). Sub-env ``rank`` is seeded with ``seed + rank``
-    (action space now, the env at the first ``reset``), as ``make_vec_env`` does.
+    ``VecFrameStack(n_stack)`` (skipped for ``n_stack=1``). Sub-env ``rank`` is seeded with
+    ``sub_env_seeds(seed, n_envs, stream)[rank]`` (:mod:`~rewinterp_utils.seeding`; action space now, the env at the
+    first ``reset``), so no two runs (``seed``) or roles (``stream``: training, evaluation, ...) share an
+    environment, as they would with ``make_vec_env``'s ``seed + rank``.
 
     Two returns come out of this env:
 
@@ -300,20 +304,21 @@ def make_atari_venv(
     if int(n_stack) != n_stack or n_stack < 1:
         raise ValueError(f"n_stack must be a positive integer, got {n_stack!r}")
     game = game_of(env_id)
+    seeds = sub_env_seeds(seed, n_envs, stream)
 
     def make_env(rank: int) -> Callable[[], gym.Env]:
         def _init() -> gym.Env:
             gym.register_envs(ale_py)  # again in subprocesses
             env = gym.make(env_id)
             env = ScoreMask(env, game, score)
-            env.action_space.seed(seed + rank)
+            env.action_space.seed(seeds[rank])
             env = Monitor(env)
             return AtariWrapper(env, clip_reward=True, terminal_on_life_loss=True)
 
         return _init
 
     venv = (vec_env_cls or vec_env_class(n_envs))([make_env(rank) for rank in range(n_envs)])
-    venv.seed(seed)  # sub-env i is reset with seed + i at the first reset
+    seed_sub_envs(venv, seeds)  # sub-env i is reset with seeds[i] at the first reset
     if n_stack > 1:
         venv = VecFrameStack(venv, n_stack=n_stack)
     return venv

@@ -187,6 +187,10 @@ def verify(cell: Cell) -> Path:
         raise ArtifactError(f"artifact {folder} was made with other parameters, sizes or notebook code "
                             f"(found, wanted): {diff}; "
                             f"{how_to_make(cell)}")
+    made, here = _made_where(manifest), computes_where()
+    if made != here:
+        raise ArtifactError(f"artifact {folder} was made with device and precision {made}, this run uses {here} "
+                            f"(REWINTERP_DEVICE, REWINTERP_PRECISION): {how_to_make(cell)}")
     for name, digest in manifest.get("files", {}).items():
         f = folder / name
         if not f.is_file() or sha256(f) != digest:
@@ -200,6 +204,19 @@ def verify(cell: Cell) -> Path:
             raise ArtifactError(f"artifact {folder} was made from {name}, which today's sizes, parameters or "
                                 f"notebook code no longer give: {how_to_make(cell)}")
     return folder
+
+
+def computes_where() -> dict[str, str]:
+    """Where and in which precision this process computes (``REWINTERP_DEVICE``, ``REWINTERP_PRECISION``): a cell
+    made elsewhere or in another precision is not this run's (bf16 and fp32 PPO differ in the last bits, a GPU's
+    sums in their order), so it is made again rather than counted as done."""
+    from rewinterp_utils.device import precision, torch_device
+
+    return {"device": str(torch_device()), "precision": precision()}
+
+
+def _made_where(manifest: dict[str, Any]) -> dict[str, str | None]:
+    return {"device": manifest.get("device"), "precision": manifest.get("precision")}
 
 
 def _is_current(folder: Path, profile: str) -> bool:
