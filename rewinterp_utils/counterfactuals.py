@@ -41,7 +41,9 @@ def _free(layout: np.ndarray) -> list[Square]:
 
 def families(layout: np.ndarray | None = None) -> dict[str, Family]:
     """The counterfactual families on ``layout`` (default: the empty 10x10 maze): the paper's (a) ``no_goal``,
-    (b) ``two_goals``, (c) ``many_goals`` and ours, ``center_goal`` and ``goal_vanishes``."""
+    (b) ``two_goals``, (c) ``many_goals`` and ours, ``center_goal`` and ``goal_vanishes``. A family's placements
+    are every step of the agent to a free neighbour that fits its description (``goal_vanishes``: every step that
+    does not start or end on the vanishing corner goal, however near it; only its canonical example is far away)."""
     layout = empty_layout() if layout is None else layout
     free = _free(layout)
     free_set = set(free)
@@ -64,7 +66,8 @@ def families(layout: np.ndarray | None = None) -> dict[str, Family]:
         Family("center_goal", "ours: one goal where training never put one, reached as usual", 1,
                (((5, 4), [(5, 5)]), ((5, 5), [(5, 5)])),
                tuple(((a, [g]), (g, [g])) for g in free if g not in CORNERS for a in neighbours(g))),
-        Family("goal_vanishes", "ours: a corner goal vanishes while the agent is far away (impossible)", 0,
+        Family("goal_vanishes", "ours: a corner goal vanishes from s' during any step that neither starts nor ends on "
+               "it, next to it included (impossible; canonical example: the agent far away)", 0,
                (((5, 4), [CORNERS[1]]), ((5, 5), [])),
                tuple(((a, [g]), (b, [])) for g in CORNERS for a in free for b in neighbours(a) if g not in (a, b))),
     )}

@@ -9,7 +9,7 @@ from __future__ import annotations
 MAZE: dict[str, float] = {
     "rm.reward_on_goal": 0.975,  #: Section 4.1: the regression model's reward for stepping onto a goal
     "rm.reward_off_goal": 0.0,  #: ... and for every other transition
-    "counterfactual.no_goal": 0.949,  #: Figure 2 (a): goal erased from s' (true reward 0)
+    "counterfactual.no_goal": 0.949,  #: Figure 2 (a): goal erased from s and s' (true reward 0)
     "counterfactual.two_goals": 0.004,  #: Figure 2 (b): two goals, the agent steps onto one (true reward 1)
     "counterfactual.many_goals": -1.727,  #: Figure 2 (c): a checkerboard of goals (true reward 1)
 }

@@ -251,3 +251,90 @@ def test_score_bad_inputs():
         score_edit(np.zeros((2, 80, 80, 4)), np.zeros((2, 80, 80)), "Breakout")
     with pytest.raises(ValueError, match="saliency map"):
         saliency_share(np.ones((17, 17)), "Breakout")
+
+
+# ----------------------------------------------------- the score box on the observation, against WarpFrame itself
+class _Screen(gym.Env):
+    """A stand-in raw env: one fixed (210, 160, 3) screen, for :class:`WarpFrame` to resize."""
+
+    observation_space = gym.spaces.Box(0, 255, (210, 160, 3), np.uint8)
+    action_space = gym.spaces.Discrete(1)
+
+
+def _resized(box: ScoreBox, dtype: type = np.float64) -> np.ndarray:
+    """The 84 x 84 image of a 210 x 160 screen that is 1 inside ``box`` and 0 elsewhere, resized as SB3's
+    ``WarpFrame`` does (``cv2.INTER_AREA``; float, so that a sliver of the box does not round to 0)."""
+    import cv2
+
+    screen = np.zeros((210, 160), dtype)
+    screen[box.slices] = 1
+    return cv2.resize(screen, (84, 84), interpolation=cv2.INTER_AREA)
+
+
+def _where(slices: tuple[slice, slice]) -> np.ndarray:
+    out = np.zeros((84, 84), bool)
+    out[slices] = True
+    return out
+
+
+def _boxes() -> list[ScoreBox]:
+    """The games' boxes, boxes on the screen's edges and on pixel boundaries that fall exactly on a resized pixel's
+    (row 5 = 2 x 2.5, column 40 = 21 x 160/84), one-pixel boxes, and random ones."""
+    spans = [((4, 16), (35, 81)), ((0, 0), (0, 0)), ((209, 209), (159, 159)), ((5, 9), (40, 40)),
+             ((0, 209), (1, 159)), ((5, 5), (0, 79)), ((4, 10), (39, 41))]
+    rng = np.random.default_rng(0)
+    spans += [(tuple(sorted(rng.integers(0, 210, 2).tolist())), tuple(sorted(rng.integers(0, 160, 2).tolist())))
+              for _ in range(200)]
+    out = list(SCORE_BOXES.values())
+    for rows, cols in spans:
+        background = (0, 0) if rows[0] > 0 or cols[0] > 0 else (209, 159)
+        out.append(ScoreBox(rows, cols, background))
+    return out
+
+
+def test_obs_slices_are_the_pixels_the_resize_draws_from_the_box():
+    """Oracle: ``cv2.resize(INTER_AREA)`` of a screen non-zero only in the box. ``inner=False`` is exactly the
+    resized pixels the box reaches (> 0), ``inner=True`` exactly those computed from box pixels only (== 1)."""
+    for box in _boxes():
+        small = _resized(box)
+        np.testing.assert_array_equal(_where(box.obs_slices(84, inner=False)), small > 0, err_msg=str(box))
+        np.testing.assert_array_equal(_where(box.obs_slices(84, inner=True)), np.isclose(small, 1.0),
+                                      err_msg=str(box))
+
+
+@pytest.mark.parametrize("game", list(SCORE_BOXES))
+def test_the_score_box_is_where_warpframe_shows_it(game):
+    """Through SB3's own ``WarpFrame`` (grey, 84 x 84, uint8) on a white box on a black screen: the pixels it
+    lights are the box of ``obs_slices(inner=False)``, the full-white ones those of ``inner=True``."""
+    from stable_baselines3.common.atari_wrappers import WarpFrame
+
+    box = SCORE_BOXES[game]
+    screen = np.zeros((210, 160, 3), np.uint8)
+    screen[box.slices] = 255
+    small = WarpFrame(_Screen()).observation(screen)[..., 0]
+    np.testing.assert_array_equal(_where(box.obs_slices(84, inner=False)), small > 0)
+    np.testing.assert_array_equal(_where(box.obs_slices(84, inner=True)), small == 255)
+
+
+@pytest.mark.parametrize("game", list(SCORE_BOXES))
+def test_saliency_share_against_the_resized_box(game):
+    """Oracle: the box is where the resized box image is non-zero; the share is a plain loop over pixels of
+    |map| inside over |map| everywhere (signed maps: a share of the raw values would differ), the area share the
+    box's pixel count over 84 x 84, and an all-zero map has no share (NaN)."""
+    inside = _resized(SCORE_BOXES[game]) > 0
+    rng = np.random.default_rng(1)
+    maps = rng.normal(size=(5, 84, 84))
+    maps[1] = np.where(inside, -3.0, 0.5)  # most of the mass in the box, negative there
+    maps[2] = 0.0
+    expected = []
+    for m in maps:
+        total = box_mass = 0.0
+        for r in range(84):
+            for c in range(84):
+                total += abs(m[r, c])
+                box_mass += abs(m[r, c]) if inside[r, c] else 0.0
+        expected.append(box_mass / total if total else np.nan)
+    np.testing.assert_allclose(saliency_share(maps, game), expected, rtol=1e-12)
+    assert saliency_share(maps[0], game) == pytest.approx(expected[0], rel=1e-12)
+    assert np.isnan(saliency_share(maps[2], game))
+    assert score_area_share(game) == inside.sum() / 84**2

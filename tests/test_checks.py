@@ -315,3 +315,131 @@ def test_unit_check_claim_leaves_out_models_the_edit_did_not_test(passed, n_chan
     assert (claim.verdict.outcome, claim.measured) == (outcome, measured)
     with pytest.raises(ValueError, match="input counts"):
         unit_check_claim("k", "c", passed, "w", n_changed=[1])
+
+
+# ------------------------------------------------------------------ the exact inputs each check builds, by hand
+def _grid(agent: tuple[int, int], goals: list[tuple[int, int]]) -> np.ndarray:
+    from rewinterp_utils.envs.maze import draw, empty_layout
+
+    return draw(empty_layout(), agent, goals)
+
+
+def _pairs(*transitions) -> tuple[np.ndarray, np.ndarray]:
+    """``(s, s')`` batches from ``((agent, goals), (agent, goals))`` pairs."""
+    return (np.stack([_grid(*before) for before, _ in transitions]),
+            np.stack([_grid(*after) for _, after in transitions]))
+
+
+# far: Manhattan distance >= 4 from the agent in s AND in s'
+FAR_CASES = [
+    # (5,5) is 4 from the agent in s but 3 in s': not far, kept; (9,9) far in both: erased
+    (((5, 1), [(5, 5), (9, 9)]), ((5, 2), [(5, 5), (9, 9)])),
+    # the goal reached at (2,3) is hidden in s' (not visible in both); (8,8) far in both: erased
+    (((2, 2), [(2, 3), (8, 8)]), ((2, 3), [(8, 8)])),
+    # the agent bumps into the wall at (1,1); (1,5) and (4,2) are exactly 4 away: erased; (3,2) is 3 away: kept
+    (((1, 1), [(1, 5), (4, 2), (3, 2)]), ((1, 1), [(1, 5), (4, 2), (3, 2)])),
+    # no goal far: unchanged
+    (((5, 5), [(5, 7)]), ((5, 6), [(5, 7)])),
+]
+FAR_NEXT = [  # what "far goal vanishes" makes of them: the far goals gone from s' only
+    (((5, 1), [(5, 5), (9, 9)]), ((5, 2), [(5, 5)])),
+    (((2, 2), [(2, 3), (8, 8)]), ((2, 3), [])),
+    (((1, 1), [(1, 5), (4, 2), (3, 2)]), ((1, 1), [(3, 2)])),
+    (((5, 5), [(5, 7)]), ((5, 6), [(5, 7)])),
+]
+FAR_BOTH = [  # what "far goal erased from s and s'" makes of them
+    (((5, 1), [(5, 5)]), ((5, 2), [(5, 5)])),
+    (((2, 2), [(2, 3)]), ((2, 3), [])),
+    (((1, 1), [(3, 2)]), ((1, 1), [(3, 2)])),
+    (((5, 5), [(5, 7)]), ((5, 6), [(5, 7)])),
+]
+STEP_CASES = [
+    # next to goals south (6,5) and east (5,6), stepping away west: s' becomes the agent on the first of
+    # north, south, west, east, the south one, the east goal still there
+    (((5, 5), [(5, 6), (6, 5)]), ((5, 4), [(5, 6), (6, 5)])),
+    # a goal reached (and another next to the start): unchanged
+    (((5, 5), [(5, 6), (4, 5)]), ((5, 6), [(4, 5)])),
+    # no goal next to the agent: unchanged
+    (((2, 2), [(8, 8)]), ((2, 3), [(8, 8)])),
+    # next to the goal west, stepping east
+    (((1, 2), [(1, 1)]), ((1, 3), [(1, 1)])),
+]
+STEP_ONTO = [
+    (((5, 5), [(5, 6), (6, 5)]), ((6, 5), [(5, 6), (6, 5)])),
+    (((5, 5), [(5, 6), (4, 5)]), ((5, 6), [(4, 5)])),
+    (((2, 2), [(8, 8)]), ((2, 3), [(8, 8)])),
+    (((1, 2), [(1, 1)]), ((1, 1), [(1, 1)])),
+]
+SECOND_CASES = [
+    # reaching (1,1): the farthest free cell from the agent in s' is (9,9), alone
+    (((1, 2), [(1, 1)]), ((1, 1), [])),
+    # reaching (5,5): the four corners tie at 8; the first in row-major order is (1,1)
+    (((5, 4), [(5, 5)]), ((5, 5), [])),
+    # the same with a goal already on (1,1): it is not free, so the next corner in row-major order, (1,9)
+    (((5, 4), [(5, 5), (1, 1)]), ((5, 5), [(1, 1)])),
+    # no goal reached: unchanged
+    (((5, 4), [(7, 7)]), ((5, 3), [(7, 7)])),
+]
+SECOND_GOAL = [
+    (((1, 2), [(1, 1), (9, 9)]), ((1, 1), [(9, 9)])),
+    (((5, 4), [(5, 5), (1, 1)]), ((5, 5), [(1, 1)])),
+    (((5, 4), [(5, 5), (1, 1), (1, 9)]), ((5, 5), [(1, 1), (1, 9)])),
+    (((5, 4), [(7, 7)]), ((5, 3), [(7, 7)])),
+]
+
+
+@pytest.mark.parametrize("name, cases, expected", [
+    ("far goal vanishes", FAR_CASES, FAR_NEXT),
+    ("far goal erased from s and s'", FAR_CASES, FAR_BOTH),
+    ("stepping onto the goal raises R", STEP_CASES, STEP_ONTO),
+    ("distant second goal", SECOND_CASES, SECOND_GOAL),
+])
+def test_each_maze_check_builds_exactly_the_inputs_drawn_by_hand(name, cases, expected):
+    """Oracle: the edited transitions drawn by hand from each check's definition (the module docstring of
+    :func:`maze_checks`), on cases at the edges of it: a goal exactly 4 away, far in s but not in s', hidden
+    under the agent, several adjacent goals, ties for the farthest cell, a farthest cell already taken."""
+    (check,) = [c for c in maze_checks() if c.name == name]
+    inputs = _pairs(*cases)
+    copies = tuple(x.copy() for x in inputs)
+    got = check.edit(inputs)
+    want = _pairs(*expected)
+    for k in range(len(cases)):
+        for part, g, w in zip(("s", "s'"), got, want):
+            np.testing.assert_array_equal(g[k], w[k], err_msg=f"{name}, case {k}, {part}")
+    assert all(np.array_equal(x, c) for x, c in zip(inputs, copies)), "the inputs are not modified"
+    changed = [not all(np.array_equal(a, b) for a, b in zip(_pairs(c), _pairs(e))) for c, e in zip(cases, expected)]
+    assert check.run(TrueMazeReward(), inputs).n == sum(changed)
+
+
+# the score box on the 84 x 84 observation, by hand from the resize of a screen lit only in the box
+# (tests/test_atari_env.py checks these pixels against cv2 and WarpFrame)
+OBS_BOX = {"Breakout": (range(1, 7), range(18, 44)), "Seaquest": (range(2, 8), range(36, 64))}
+
+
+@pytest.mark.parametrize("game", list(OBS_BOX))
+def test_the_score_digits_check_builds_exactly_the_pasted_stacks(game):
+    """Oracle: a plain loop over pixels. Stack i's last frame takes, inside the box, the last frame of stack
+    i - 1 (stack 0 that of the last stack); every other pixel of every frame is unchanged."""
+    obs = stacks(4, seed=3)
+    copy = obs.copy()
+    (check,) = atari_checks(game)
+    (edited,) = check.edit((obs,))
+    rows, cols = OBS_BOX[game]
+    want = obs.copy()
+    for i in range(len(obs)):
+        for r in rows:
+            for c in cols:
+                want[i, r, c, 3] = obs[i - 1, r, c, 3]
+    np.testing.assert_array_equal(edited, want)
+    np.testing.assert_array_equal(obs, copy)
+
+
+def test_maze_check_inputs_are_of_the_three_kinds_by_distance(maze_inputs):
+    """Kind 0 starts at distance >= 5 from the goal (far for the far-goal checks after any step), kinds 1 and 2
+    next to it; kind 1 does not enter it, kind 2 does (the rewarded pattern is checked above)."""
+    s, s_next = maze_inputs
+    for i in range(len(s)):
+        agent = np.argwhere(s[i] == AGENT)[0]
+        goal = np.argwhere(s[i] == GOAL)[0]
+        d = int(np.abs(agent - goal).sum())
+        assert (d >= 5) if i % 3 == 0 else (d == 1), (i, d)

@@ -313,3 +313,77 @@ def test_randomisation_curves_and_summary_over_models():
     assert summary.loc["gradient", "models passing"] == f"{passing['gradient']} of 2"
     with pytest.raises(ValueError):
         randomisation_curves({}, methods, (grids, grids))
+
+
+# ------------------------------------------------------------ summary values, recomputed from the curves by hand
+BASE = [1, 2, 3, 4, 5, 6, 7]
+SPEARMAN = {  # absolute maps against BASE, Spearman by hand: 1 - 6 sum(d^2) / (7 (49 - 1))
+    1.0: BASE,
+    0.5: [-4, 3, -2, 1, -7, 6, 5],  # d = (-3, -1, 1, 3, -2, 0, 2), sum d^2 = 28
+    0.25: [7, 1, 2, 3, 4, 5, 6],  # d = (6, -1, -1, -1, -1, -1, -1), sum d^2 = 42
+    -1.0: [7, 6, 5, 4, 3, 2, 1],
+}
+# per (model, method): the rank correlation with the trained maps after each randomisation step (2 layers): the
+# final values hold one exactly at the threshold 0.5 (fails: not below), and the steps before differ from them
+PLAN = {("m0", "a"): [-1.0, 0.25], ("m1", "a"): [0.25, 0.5], ("m2", "a"): [0.5, -1.0], ("m3", "a"): [1.0, 0.25],
+        ("m0", "b"): [0.25, 1.0], ("m1", "b"): [-1.0, 1.0], ("m2", "b"): [0.5, 0.5], ("m3", "b"): [0.25, -1.0]}
+
+
+def _planned_method(method: str, trained: dict[str, nn.Module]):
+    """A stand-in attribution method: the model's name is its ``tag`` attribute (deep copies keep it), the
+    randomisation step is how many of its layers differ from the trained model's, and the map is the one whose
+    rank correlation with the trained map PLAN gives for that step."""
+    def fn(model: nn.Module, inputs: str) -> np.ndarray:
+        assert inputs == f"inputs of {model.tag}"
+        k = len([n for n, (p, q) in enumerate(zip(model.parameters(), trained[model.tag].parameters()))
+                 if not torch.equal(p, q)]) // 2  # weight and bias per layer
+        target = 1.0 if k == 0 else PLAN[model.tag, method][k - 1]
+        return np.array([[SPEARMAN[target]]], float)
+    return fn
+
+
+def test_summary_values_are_those_of_the_curves_final_rows():
+    """Oracle: a plain loop over the curves' rows: per (model, method) the row of the last step gives
+    ``rank_corr_final``, ``ssim_final`` and the verdict (rank corr. below the threshold); per group the mean and
+    sample sd of the final rank correlations over models and the count of models passing. The curves themselves
+    hold the planned correlations, step by step."""
+    from rewinterp_utils.sanity import randomisation_curves, sanity_summary
+
+    models = {}
+    for k, name in enumerate(("m0", "m1", "m2", "m3")):
+        torch.manual_seed(k)
+        models[name] = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+        models[name].tag = name
+    methods = {m: _planned_method(m, models) for m in ("a", "b")}
+    curves, metrics = randomisation_curves(models, methods, lambda name: f"inputs of {name}", 0.5, seed=3)
+
+    final: dict[tuple[str, str], dict] = {}
+    for row in curves.to_dict("records"):
+        key = (row["model"], row["method"])
+        assert row["rank_corr"] == pytest.approx(([1.0] + PLAN[key])[row["step"]], abs=1e-12), key
+        if key not in final or row["step"] > final[key]["step"]:
+            final[key] = row
+    assert set(final) == set(PLAN) and all(r["step"] == 2 for r in final.values())
+    expected_metrics = {}
+    for (model, method), row in final.items():
+        expected_metrics |= {f"{model}.{method}.rank_corr_final": row["rank_corr"],
+                             f"{model}.{method}.ssim_final": row["ssim"],
+                             f"{model}.{method}.verdict": "passes" if row["rank_corr"] < 0.5 else "fails"}
+    assert metrics == expected_metrics
+    assert [metrics[f"m{k}.a.verdict"] for k in range(4)] == ["passes", "fails", "passes", "passes"]
+
+    curves["group"] = np.where(curves["model"].isin(["m0", "m1"]), "first", "second")
+    for by, groups in ((("method",), {("a",): ["m0", "m1", "m2", "m3"], ("b",): ["m0", "m1", "m2", "m3"]}),
+                       (("group", "method"), {(g, m): ms for m in "ab"
+                                              for g, ms in (("first", ["m0", "m1"]), ("second", ["m2", "m3"]))})):
+        summary = sanity_summary(curves, by=by)
+        assert len(summary) == len(groups)
+        for key, names in groups.items():
+            method = key[-1]
+            values = [final[name, method]["rank_corr"] for name in names]
+            mean = sum(values) / len(values)
+            sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+            passing = sum(v < 0.5 for v in values)
+            row = summary.loc[key if len(key) > 1 else key[0]]
+            assert row["rank corr. after full randomisation"] == f"{mean:.2f} ± {sd:.2f} ({len(values)} models)"
+            assert row["models passing"] == f"{passing} of {len(values)}"
