@@ -181,7 +181,10 @@ def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_r
     one step's worth, ``num_envs``).
 
     Returns ``obs_<name>`` (N, 84, 84, 4) uint8 for each venv, ``reward`` (N,) float32 (clipped reward),
-    ``step`` (N,) int64 (when it was collected, in env steps summed over sub-envs), ``screen``
+    ``step`` (N,) int64 (when it was collected, in env steps summed over sub-envs), ``env`` (N,) int64 (which
+    sub-env, 0 to ``num_envs - 1``, played it), ``game`` (N,) int64 (which game: sub-env ``i``'s ``k``-th game is
+    ``k * num_envs + i``; the score edits of :mod:`~rewinterp_utils.score_edits` take their donor from the same
+    game, whose score only grows), ``screen``
     (n_screens, 210, 160, 3) uint8, the unmasked RGB screens behind the s' of rows ``screen_index``
     (n_screens,) int64 (rewarded first; each class in the order collected). ``RuntimeError`` if ``max_steps``
     pass before ``n_rewarded`` rewarded observations were seen.
@@ -200,7 +203,9 @@ def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_r
     n = n_rewarded + n_unrewarded
     rng = np.random.default_rng(seed)
     out = {f"obs_{k}": np.zeros((n, *lead.observation_space.shape), np.uint8) for k in names}
-    out |= {"reward": np.zeros(n, np.float32), "step": np.zeros(n, np.int64)}
+    out |= {"reward": np.zeros(n, np.float32), "step": np.zeros(n, np.int64), "env": np.zeros(n, np.int64),
+            "game": np.zeros(n, np.int64)}
+    games = np.zeros(lead.num_envs, np.int64)  # games each sub-env finished so far
     # the raw ALE screens of the latest kept samples: rewarded ones in order, unrewarded ones by reservoir slot
     # (an entry leaves when its slot is refilled, the oldest when more than k_u are held)
     shots_r: deque[tuple[int, np.ndarray]] = deque(maxlen=k_r)
@@ -230,7 +235,10 @@ def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_r
                 if slot is not None:
                     for k in names:
                         out[f"obs_{k}"][slot] = obs[k][i]
-                    out["reward"][slot], out["step"][slot] = rewards[i], steps
+                    out["reward"][slot], out["step"][slot], out["env"][slot] = rewards[i], steps, i
+                    out["game"][slot] = games[i] * lead.num_envs + i
+            if dones.any():  # a life lost, or the game over (EpisodicLifeEnv's was_real_done): a new game starts
+                games += np.asarray(lead.get_attr("was_real_done"), bool) & dones
             if got_r >= n_rewarded and seen_u >= n_unrewarded:
                 break
             if steps >= max_steps:

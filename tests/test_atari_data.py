@@ -55,6 +55,7 @@ def test_balanced_shapes_and_types(data):
     assert data["screen_index"].shape == (4,)
     assert (data["reward"] != 0).sum() == 5 and (data["reward"] == 0).sum() == 7
     assert np.all(np.diff(data["step"][7:]) >= 0)  # rewarded samples in the order they came
+    assert data["env"].shape == (12,) and data["env"].dtype == np.int64 and set(data["env"]) <= {0, 1}
 
 
 def test_settings_differ_only_in_the_score_box(data):
@@ -107,9 +108,15 @@ class Tagged:
         # as an SB3 VecEnv: a finished episode's last observation in its info (here: the same tag)
         return obs, rewards, dones, [{"terminal_observation": o} if d else {} for o, d in zip(obs, dones)]
 
-    def get_attr(self, name: str) -> list[np.ndarray]:
-        assert name == "last_raw_frame"
+    def get_attr(self, name: str) -> list:
+        assert name in ("last_raw_frame", "was_real_done")
+        if name == "was_real_done":  # every other life lost ends the game
+            return [bool(Tagged.game_over(self.t, i, self.num_envs)) for i in range(self.num_envs)]
         return [self._tag((210, 160, 3), self.t, i) for i in range(self.num_envs)]
+
+    @staticmethod
+    def game_over(t: int, i: int, n: int) -> bool:
+        return (t * n + i) % 22 == 3
 
 
 def _when(x: np.ndarray) -> tuple[int, int]:
@@ -135,6 +142,11 @@ def test_screens_are_kept_only_for_the_latest_samples_of_each_class(n_screens):
     for screen, row in zip(data["screen"], data["screen_index"]):
         assert _when(screen) == when[row], "a screen belongs to its row's step"
     assert all(_when(o) == (s // 3, i) for o, s, (_, i) in zip(data["obs_shown"], data["step"], when))
+    assert data["env"].tolist() == [i for _, i in when], "env: the sub-env each kept sample was played in"
+    assert len(set(data["env"][data["reward"] != 0])) == 3, "rewarded samples come from every sub-env"
+    # game: the games sub-env i finished before the sample's step, times the sub-envs, plus i (a plain count)
+    games = [sum(Tagged.game_over(u, i, 3) for u in range(1, t)) * 3 + i for t, i in when]
+    assert data["game"].tolist() == games and len(set(games)) > 3, "game: the game each kept sample was played in"
 
 
 def test_too_many_screens_is_a_clear_error():
@@ -315,3 +327,104 @@ def test_seen_in_training_against_a_plain_loop():
         seen_in_training(pick(train_pairs), {"s": grids[:2, :3], "s_next": grids[:2, :3]})
     with pytest.raises(ValueError, match="needs arrays"):
         seen_in_training({"s": grids}, pick(test_pairs))
+
+
+# ------------------------------------------------------------------------- the sampler, against its definition
+class Scheduled:
+    """A stand-in vec env with rewards and episode ends given in advance, ``rewards[t, i]`` and ``dones[t, i]`` for
+    step ``t + 1`` of sub-env ``i``; each observation is the (step, sub-env) it came from, in three bytes (cheap:
+    a thousand collections take about 1.5 s)."""
+
+    def __init__(self, rewards: np.ndarray, dones: np.ndarray) -> None:
+        self.rewards, self.dones = rewards.astype(np.float32), dones.astype(bool)
+        self.num_envs, self.t = rewards.shape[1], 0
+        self.observation_space = gym.spaces.Box(0, 255, (3,), np.uint8)
+        self.action_space = gym.spaces.Discrete(2)
+
+    def _obs(self) -> np.ndarray:
+        return np.array([(self.t >> 8, self.t & 255, i) for i in range(self.num_envs)], np.uint8)
+
+    def reset(self) -> np.ndarray:
+        self.t = 0
+        return self._obs()
+
+    def step(self, actions: np.ndarray):
+        self.t += 1
+        obs, dones = self._obs(), self.dones[self.t - 1]
+        return obs, self.rewards[self.t - 1], dones, [{"terminal_observation": o} if d else {}
+                                                      for o, d in zip(obs, dones)]
+
+    def get_attr(self, name: str) -> list:
+        assert name in ("last_raw_frame", "was_real_done")
+        return [name == "was_real_done"] * self.num_envs
+
+
+def _schedule() -> tuple[np.ndarray, np.ndarray]:
+    """Four sub-envs, 40 steps: about one step in five rewarded (some -1: a clipped loss), one in seven ending a
+    life, and rewarded steps that end a life too (which the sampler must skip)."""
+    rng = np.random.default_rng(11)
+    rewards = np.where(rng.random((40, 4)) < 0.2, rng.choice([1.0, -1.0], (40, 4), p=[0.8, 0.2]), 0.0)
+    dones = rng.random((40, 4)) < 0.15
+    assert (dones & (rewards != 0)).any() and (dones & (rewards == 0)).any()
+    return rewards, dones
+
+
+def _tag(obs: np.ndarray) -> tuple[int, int]:
+    return int(obs[0]) * 256 + int(obs[1]), int(obs[2])
+
+
+@pytest.mark.parametrize("n_rewarded, n_unrewarded, runs", [
+    (6, 2, 1000),  # 20 candidates for 2 slots
+    (12, 5, 300),  # 35 candidates for 5 slots
+    (2, 30, 5),  # the unrewarded class completes last: the period ends at its 30th step, which all are kept
+])
+def test_the_unrewarded_sample_is_uniform_over_the_period_it_spans(n_rewarded, n_unrewarded, runs):
+    """Oracle: a plain walk over the schedule in time order (step, then sub-env) finds the period (from the first
+    step to the one where both classes are complete), the rewarded samples (the first ``n_rewarded`` rewarded steps
+    that end no life, in order) and the candidates (the unrewarded steps of the period that end no life). Over
+    ``runs`` seeds every unrewarded sample is a candidate, none twice, and each candidate is kept as often as the
+    others (chi-square of the inclusion counts, with the covariance of sampling without replacement): a sampler that
+    favours early or late play (a reservoir off by one, keeping the latest, counting skipped steps) fails. Each
+    sample's reward, step and sub-env (``env``) are those of the step it carries."""
+    from scipy.stats import chi2
+
+    rewards, dones = _schedule()
+    n_envs = rewards.shape[1]
+    rewarded, candidates = [], []
+    for t in range(1, len(rewards) + 1):
+        for i in range(n_envs):
+            if dones[t - 1, i]:
+                continue
+            if rewards[t - 1, i] != 0:
+                rewarded.append((t, i))
+            else:
+                candidates.append((t, i))
+        if len(rewarded) >= n_rewarded and len(candidates) >= n_unrewarded:
+            break
+    rewarded = rewarded[:n_rewarded]
+    n = len(candidates)
+    assert t < len(rewards) and n >= n_unrewarded
+
+    counts = dict.fromkeys(candidates, 0)
+    for seed in range(runs):
+        venv = Scheduled(rewards, dones)
+        data = collect_balanced(None, {"shown": venv}, n_rewarded, n_unrewarded, max_steps=10_000, seed=seed)
+        tags = [_tag(o) for o in data["obs_shown"]]
+        is_rewarded = data["reward"] != 0
+        got_r = [w for w, r in zip(tags, is_rewarded) if r]
+        got_u = [w for w, r in zip(tags, is_rewarded) if not r]
+        assert sorted(got_r) == rewarded, "the first rewarded steps, none that ends a life"
+        assert len(got_u) == len(set(got_u)) == n_unrewarded and set(got_u) <= set(counts)
+        for (step, i), r, when, env in zip(tags, data["reward"], data["step"], data["env"]):
+            assert r == rewards[step - 1, i] and when == step * n_envs and env == i
+        for w in got_u:
+            counts[w] += 1
+        assert venv.t == t, "collection stops at the step where both classes are complete"
+    observed = np.array(list(counts.values()), float)
+    if n == n_unrewarded:
+        assert (observed == runs).all()
+        return
+    p = n_unrewarded / n
+    # k of n without replacement, `runs` times: the counts have covariance runs p (1-p) n/(n-1) (I - J/n)
+    stat = ((observed - runs * p) ** 2).sum() / (runs * p * (1 - p)) * (n - 1) / n
+    assert chi2.sf(stat, n - 1) > 1e-3, f"chi-square {stat:.1f} on {n - 1} df: not uniform over the period"

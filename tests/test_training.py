@@ -1,13 +1,18 @@
-"""The gridworld's regression recipe: fit_maze_reward_model against the recipe written out with fit_regression,
-its shuffled-target and nudged variants, and the one-ulp nudge against numpy's nextafter."""
+"""The regression recipes: fit_maze_reward_model against the recipe written out with fit_regression, its
+shuffled-target and nudged variants, and the one-ulp nudge against numpy's nextafter; fit_atari_reward_model against
+the fit the Atari reward-model notebook used to write out; per-class held-out error against a plain loop."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pandas as pd
+import pytest
 import torch
 
-from rewinterp_utils.reward_models import MazeRewardMLP, fit_regression
-from rewinterp_utils.training import fit_maze_reward_model, nudge_weights
+from rewinterp_utils.reward_models import AtariRewardCNN, MazeRewardMLP, fit_regression
+from rewinterp_utils.training import fit_atari_reward_model, fit_maze_reward_model, heldout_errors, nudge_weights
 
 
 def _data(n: int = 31) -> dict[str, np.ndarray]:
@@ -46,3 +51,77 @@ def test_nudge_moves_every_weight_by_one_ulp():
     nudged, _ = fit_maze_reward_model(d, 8, 1, 5, 1e-3, seed=0, nudge=True)
     plain, _ = fit_maze_reward_model(d, 8, 1, 5, 1e-3, seed=0)
     assert any((a != b).any() for a, b in zip(_state(nudged), _state(plain)))
+
+
+def test_the_atari_fit_is_the_notebook_fit_it_replaced(one_torch_thread):
+    """Oracle: the ``fit`` of ``atari_reward_model.ipynb`` before the package took it over, pasted verbatim (uint8
+    stacks and float32 rewards as the notebook read them from the dataset): the same seed gives bit for bit the same
+    weights, history and per-class held-out errors, so the book's Atari reward models did not change."""
+    rng = np.random.default_rng(5)
+    train = {"obs_shown": rng.integers(0, 256, (10, 84, 84, 4), dtype=np.uint8),
+             "reward": np.array([1, 0, 0, 1, -1, 0, 1, 0, 0, 1], np.float32)}
+    test = {"obs_shown": rng.integers(0, 256, (6, 84, 84, 4), dtype=np.uint8),
+            "reward": np.array([1, 0, -1, 0, 0, 1], np.float32)}
+    model_seed, batch_size, learning_rate, epochs = 3, 4, 3e-4, 2
+    x_train, y_train = torch.as_tensor(train["obs_shown"]), torch.as_tensor(train["reward"])
+    x_test, y_test = torch.as_tensor(test["obs_shown"]), torch.as_tensor(test["reward"])
+
+    def mse(pred, y, where=None) -> float:  # the notebook's, verbatim
+        pred, y = np.asarray(pred), np.asarray(y)
+        if where is not None:
+            pred, y = pred[where], y[where]
+        return float(np.mean((pred - y) ** 2))
+
+    def fit(learning_rate, epochs):  # the notebook's, verbatim
+        torch.manual_seed(model_seed)
+        model = AtariRewardCNN()
+        history = fit_regression(model, (x_train,), y_train, epochs, batch_size, learning_rate, seed=model_seed,
+                                 evaluate=lambda m: {"test MSE": mse(m.predict(x_test), y_test)})
+        return model, pd.DataFrame(history).set_index("epoch")
+
+    old, old_history = fit(learning_rate, epochs)
+    new, history = fit_atari_reward_model(train["obs_shown"], train["reward"], epochs, batch_size, learning_rate,
+                                          model_seed, evaluate=lambda m: {"test MSE": mse(m.predict(x_test), y_test)})
+    assert not new.training
+    for (name, a), (_, b) in zip(old.state_dict().items(), new.state_dict().items()):
+        assert torch.equal(a, b), name
+    pd.testing.assert_frame_equal(pd.DataFrame(history).set_index("epoch"), old_history, check_exact=True)
+    pred = new.predict(test["obs_shown"])
+    rewarded = (y_test != 0).numpy()
+    errors = heldout_errors(pred, test["reward"])
+    assert errors.loc["rewarded", "MSE"] == mse(pred, y_test, rewarded)
+    assert errors.loc["unrewarded", "MSE"] == mse(pred, y_test, ~rewarded)
+    assert errors.loc["rewarded", "mean R"] == float(pred[rewarded].mean())
+    other, _ = fit_atari_reward_model(train["obs_shown"], train["reward"], 1, batch_size, learning_rate, model_seed + 1)
+    assert any(not torch.equal(a, b) for a, b in zip(other.state_dict().values(), old.state_dict().values()))
+
+
+def heldout_by_hand(pred, reward) -> dict[str, tuple[int, float, float]]:
+    """Oracle: one pass over the inputs, each into its class (any reward but 0 is rewarded: a clipped loss of -1 too),
+    summing in Python floats; (count, mean prediction, mean squared error) per class."""
+    sums = {"rewarded": [0, 0.0, 0.0], "unrewarded": [0, 0.0, 0.0]}
+    for p, r in zip(pred.tolist(), reward.tolist()):
+        acc = sums["rewarded" if r != 0 else "unrewarded"]
+        acc[0] += 1
+        acc[1] += p
+        acc[2] += (p - r) ** 2
+    return {k: (n, s / n if n else math.nan, q / n if n else math.nan) for k, (n, s, q) in sums.items()}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_heldout_errors_per_class_against_a_plain_loop(dtype):
+    """Rewards of -1 are a class of their own in no naive split (``reward > 0`` would call them unrewarded), and the
+    classes are unbalanced (a pooled error would hide the rare one); float32 stays float32 (the notebook's numbers)."""
+    rng = np.random.default_rng(2)
+    reward = rng.choice([0.0, 0.0, 0.0, 1.0, -1.0], 200).astype(dtype)
+    pred = (reward * 0.7 + rng.normal(0, 0.2, 200)).astype(dtype)
+    table = heldout_errors(pred, reward)
+    for cls, (n, mean_r, err) in heldout_by_hand(pred, reward).items():
+        assert table.loc[cls, "n"] == n
+        assert table.loc[cls, "mean R"] == pytest.approx(mean_r, rel=1e-5 if dtype == np.float32 else 1e-12)
+        assert table.loc[cls, "MSE"] == pytest.approx(err, rel=1e-5 if dtype == np.float32 else 1e-12)
+    assert table.loc["rewarded", "n"] > (reward > 0).sum()
+    none = heldout_errors(np.array([0.5, 0.2]), np.zeros(2))
+    assert none.loc["rewarded", "n"] == 0 and np.isnan(none.loc["rewarded", "MSE"])
+    with pytest.raises(ValueError, match="one length"):
+        heldout_errors(np.zeros(3), np.zeros(2))
