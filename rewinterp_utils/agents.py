@@ -11,7 +11,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from rewinterp_utils.device import torch_device
+from rewinterp_utils.device import policy_device
 from rewinterp_utils.features import RawImageCnnPolicy, cnn_policy_kwargs
 
 
@@ -19,7 +19,7 @@ def maze_ppo(venv: VecEnv, learning_rate: float, gamma: float, seed: int, decay:
     """PPO (MlpPolicy, SB3's other defaults) for the maze: the learning rate decays linearly from ``learning_rate``
     to 0 (the paper's expert recipe) or, with ``decay=False``, stays constant (SB3's default schedule)."""
     lr = (lambda remaining: remaining * learning_rate) if decay else learning_rate
-    return PPO("MlpPolicy", venv, learning_rate=lr, gamma=gamma, seed=seed, device=torch_device(), verbose=0)
+    return PPO("MlpPolicy", venv, learning_rate=lr, gamma=gamma, seed=seed, device=policy_device(False), verbose=0)
 
 
 class SaveBestPolicy(BaseCallback):
@@ -55,13 +55,14 @@ def load_policy(path: Path, venv: VecEnv) -> Any:
     from stable_baselines3.common.vec_env import VecTransposeImage
 
     space = venv.observation_space
-    if is_image_space(space, check_channels=False) and len(space.shape) == 3:
+    image = is_image_space(space, check_channels=False) and len(space.shape) == 3
+    if image:
         policy = ActorCriticCnnPolicy(VecTransposeImage.transpose_space(space), venv.action_space, lambda _: 0.0)
     else:
         policy = ActorCriticPolicy(space, venv.action_space, lambda _: 0.0)
     policy.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     policy.set_training_mode(False)
-    return policy.to(torch_device())
+    return policy.to(policy_device(image))
 
 
 def eval_curve(log_dir: Path) -> dict[str, Any]:
@@ -102,7 +103,7 @@ def atari_ppo(venv: VecEnv, cfg: Any, seed: int) -> PPO:
     lr, clip = cfg.learning_rate, cfg.clip_range
     return PPO(RawImageCnnPolicy, venv, n_steps=cfg.n_steps, n_epochs=cfg.n_epochs, batch_size=cfg.batch_size,
                learning_rate=lambda remaining: remaining * lr, clip_range=lambda remaining: remaining * clip,
-               ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, seed=seed, device=torch_device(),
+               ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, seed=seed, device=policy_device(True),
                policy_kwargs=cnn_policy_kwargs(), verbose=0)
 
 

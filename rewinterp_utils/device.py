@@ -1,7 +1,8 @@
 """The one place that picks where tensors live and in which precision convolutions run.
 
-``REWINTERP_DEVICE`` = ``auto`` (default: CUDA when available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``. PPO,
-reward models (training and prediction), the learned-reward wrapper, attributions and sanity checks all follow it.
+``REWINTERP_DEVICE`` = ``auto`` (default: CUDA when available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``. The
+Atari PPO agents, reward models (training and prediction), the learned-reward wrapper, attributions and sanity checks
+all follow it; the maze's small MLP policies stay on the CPU (:func:`policy_device`).
 
 ``REWINTERP_PRECISION`` = ``auto`` (default: ``bf16`` where the device has native bfloat16, i.e. a CPU with
 AVX-512 BF16 / AMX or a bf16-capable GPU, else ``fp32``), ``fp32`` or ``bf16``. Only the PPO agents' convolutional
@@ -77,14 +78,33 @@ def cpu_has_bf16() -> bool:
     return any(f in flags for f in CPU_BF16_FLAGS)
 
 
-def gpu_has_bf16() -> bool:
-    """Whether a CUDA device with bfloat16 support is available."""
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+NATIVE_BF16_CAPABILITY: tuple[int, int] = (8, 0)
+"""The first CUDA compute capability with bfloat16 tensor cores (Ampere). Older cards (a T4 is 7.5) emulate bf16,
+which ``torch.cuda.is_bf16_supported()`` counts as support, slower than their fp32."""
+
+
+def gpu_has_bf16(device: torch.device | str | None = None) -> bool:
+    """Whether the CUDA ``device`` (default: the one :func:`torch_device` chooses, else CUDA's current one) computes
+    bfloat16 natively: compute capability at least :data:`NATIVE_BF16_CAPABILITY`."""
+    if not torch.cuda.is_available():
+        return False
+    device = torch.device(device) if device is not None else torch.device("cuda")
+    if device.type != "cuda":
+        return False
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return tuple(torch.cuda.get_device_capability(index)) >= NATIVE_BF16_CAPABILITY
 
 
 def bf16_supported(device: torch.device) -> bool:
     """Whether ``device`` (a CPU or a CUDA device) runs bfloat16 natively."""
-    return gpu_has_bf16() if device.type == "cuda" else device.type == "cpu" and cpu_has_bf16()
+    return gpu_has_bf16(device) if device.type == "cuda" else device.type == "cpu" and cpu_has_bf16()
+
+
+def policy_device(image_observations: bool) -> torch.device:
+    """Where a PPO policy computes: the Atari Nature CNN (``image_observations``) on :func:`torch_device`; a small MLP
+    policy (the maze's) on the CPU whatever the device, as SB3 advises (a GPU only adds transfer time to an MLP of
+    a few thousand weights stepping one env at a time)."""
+    return torch_device() if image_observations else torch.device("cpu")
 
 
 def precision(device: torch.device | None = None) -> Precision:
@@ -99,7 +119,7 @@ def precision(device: torch.device | None = None) -> Precision:
     if choice == "bf16" and not native:
         raise ValueError(f"{PRECISION_ENV}='bf16' but the {device.type} device has no native bfloat16 "
                          f"(CPU bf16: {'yes' if cpu_has_bf16() else 'no'}, GPU bf16: "
-                         f"{'yes' if gpu_has_bf16() else 'no'}); choices here: auto, fp32")
+                         f"{'yes' if gpu_has_bf16(device) else 'no'}); choices here: auto, fp32")
     if choice == "auto":
         return "bf16" if native else "fp32"
     return choice  # type: ignore[return-value]
@@ -111,4 +131,5 @@ def autocast_dtype(device: torch.device | None = None) -> torch.dtype:
 
 
 __all__ = ["CPU_BF16_FLAGS", "DEVICE_CHOICES", "DEVICE_ENV", "PRECISION_CHOICES", "PRECISION_ENV", "Precision",
-           "autocast_dtype", "bf16_supported", "cpu_has_bf16", "gpu_has_bf16", "precision", "torch_device"]
+           "NATIVE_BF16_CAPABILITY", "autocast_dtype", "bf16_supported", "cpu_has_bf16", "gpu_has_bf16",
+           "policy_device", "precision", "torch_device"]
