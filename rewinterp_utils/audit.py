@@ -10,8 +10,10 @@ compares the model with a *reference* reward (default: the maze's true reward,
 :func:`~rewinterp_utils.envs.maze_transitions.maze_true_reward`) and returns a table and :class:`Claim` rows
 whose verdicts (:mod:`~rewinterp_utils.claims`) follow the criterion each states:
 
-* :func:`heldout_audit`: the mean squared error on held-out transitions, per class (rewarded, unrewarded), below
-  :data:`HELDOUT_MSE` (Michaud et al. 2020, section 3: the error a reward model is usually judged by);
+* :func:`heldout_rank_audit`: on held-out transitions, the probability that a rewarded one scores above an
+  unrewarded one (the area under the ROC curve, :func:`rank_auc`) is at least :data:`HELDOUT_AUC`: a held-out test
+  (Michaud et al. 2020, section 3) that a positive scale and a shift cannot move and an inverted model fails, beside
+  the per-class error in the reference's units (:func:`heldout_audit`'s table);
 * :func:`counterfactual_audit`: the paper's counterfactual families and ours
   (:func:`~rewinterp_utils.counterfactuals.counterfactual_scores`), the model's mean within
   :data:`COUNTERFACTUAL_TOL` of the reference's on the same placements;
@@ -20,19 +22,27 @@ whose verdicts (:mod:`~rewinterp_utils.claims`) follow the criterion each states
 * :func:`distance_audit`: EPIC (Gleave et al. 2021) and the dynamics-aware distance to the reference
   (:mod:`~rewinterp_utils.epic`), below :data:`DISTANCE_MAX`.
 
-Audits that compare reward *values* (held-out error, counterfactuals, unit checks) read the model in the
-reference's units (:func:`in_reference_units`): a preference-learned model has no scale of its own. The distances
-ignore scale and read the model as it is.
+Audits that compare reward *values* (counterfactuals, unit checks) read the model in the reference's units by a
+convention that never looks at how the model agrees with the reference (:func:`in_reference_units`: its own mean
+and standard deviation over the maze's transitions matched to the reference's), so a positive scale and a shift
+change nothing, and a model that pays the opposite of the reference stays opposite and fails. A preference-learned
+model has no scale or shift of its own. The distances read the model as it is: EPIC ignores its scale and shift,
+the dynamics-aware distance sees the shift (a constant reward per step is a living bonus or penalty, which changes
+what is optimal in an episodic maze). The affine map fitted with the reference
+(:func:`~rewinterp_utils.preferences.true_reward_fit`) is shown only as a labelled diagnostic beside the verdicts
+(:func:`true_reward_calibration`), never read by one.
 
 An Atari model has no reference but the recorded (clipped) reward; :func:`audit_atari_model` runs the audits of the
 book's Atari chapter, each with the criterion the chapter uses for its claims, turned into the property a sound
 model has:
 
 * :func:`heldout_audit`: per-class held-out error below :data:`ATARI_HELDOUT_MSE`;
-* :func:`score_edit_audit`: a fake score increment does not raise R, and a frozen score does not lower it, by
-  more than :data:`SCORE_EDIT_TOL` (:func:`~rewinterp_utils.envs.atari.score_edit`);
+* :func:`score_edit_audit`: a fake score increment (the same game's next score) does not raise R, and a frozen
+  score does not lower it, by more than :data:`SCORE_EDIT_TOL`, on the stacks each edit changed
+  (:mod:`~rewinterp_utils.score_edits`; *undecided* when it changed none);
 * :func:`score_share_audit`: the occlusion saliency's share on the score box is at most :data:`SCORE_SHARE_FACTOR`
-  times the box's share of the image (:func:`~rewinterp_utils.envs.atari.saliency_share`);
+  times the box's share of the image (:func:`~rewinterp_utils.score_edits.score_shares`; not applicable, so
+  *undecided*, to a score-hidden model, whose box is painted over);
 * :func:`saliency_audit` (gradient maps, randomisation test) and :func:`unit_check_audit` with
   :func:`~rewinterp_utils.checks.atari_checks` (the score digits must not matter).
 
@@ -57,10 +67,15 @@ from rewinterp_utils.counterfactuals import counterfactual_scores, families
 from rewinterp_utils.envs.maze import GOAL, maze_ids
 from rewinterp_utils.envs.maze_transitions import maze_transitions, maze_true_reward
 from rewinterp_utils.keys import metric_key
-from rewinterp_utils.reward_models import RewardModel, as_reward_model, load_model
+from rewinterp_utils.reward_models import Normalised, RewardModel, as_reward_model, load_model
 
 HELDOUT_MSE = 0.05
-"""Held-out error criterion: the mean squared error on each class of held-out transitions is below this."""
+"""Held-out error criterion of a model read in the recorded reward's own units (Atari's regression models use
+:data:`ATARI_HELDOUT_MSE`): the mean squared error on each class of held-out inputs is below this."""
+HELDOUT_AUC = 0.95
+"""Held-out rank criterion of a maze model (:func:`heldout_rank_audit`): a rewarded held-out transition scores above
+an unrewarded one with at least this probability (ties count one half). The true reward and any positive scale and
+shift of it give 1, a constant 0.5, a model that ranks the classes the other way round 0."""
 COUNTERFACTUAL_TOL = 0.5
 """Counterfactual criterion: the model's mean reward on a family lies within this of the reference's (half the
 goal reward: the model would not rank the family on the reference's side)."""
@@ -223,6 +238,7 @@ def load_reference(spec: str | None, env_id: str) -> RewardModel | None:
 
 def _check_atari_dataset(data: Mapping[str, np.ndarray], target: AuditTarget, name: str) -> dict[str, np.ndarray]:
     from rewinterp_utils.checks import ATARI_SHAPE
+    from rewinterp_utils.score_edits import stack_times
 
     key = f"obs_{target.score}" if f"obs_{target.score}" in data else "obs"
     shape = f"(n, {', '.join(map(str, ATARI_SHAPE))})"
@@ -237,8 +253,13 @@ def _check_atari_dataset(data: Mapping[str, np.ndarray], target: AuditTarget, na
     if not (r != 0).any() or (r != 0).all():
         raise ValueError(f"{name} must hold rewarded and unrewarded stacks (reward != 0 and == 0)")
     shown = np.asarray(data["obs_shown"]) if "obs_shown" in data else obs
-    step = np.asarray(data["step"]) if "step" in data else np.arange(len(obs))
-    return {"s_next": obs, "reward": r, "shown": shown, "step": step}
+    if "step" in data or "env" in data:  # both, or a clear error (a dataset from before env was recorded)
+        step, env = stack_times(data, name)
+        if len(step) != len(obs):
+            raise ValueError(f"{name}: expected step and env of length {len(obs)}, got {len(step)}")
+    else:  # no record of play: one game, in row order
+        step, env = np.arange(len(obs)), np.zeros(len(obs), np.int64)
+    return {"s_next": obs, "reward": r, "shown": shown, "step": step, "env": env}
 
 
 def check_dataset(data: Mapping[str, np.ndarray], env_id: str, name: str = "dataset") -> dict[str, np.ndarray]:
@@ -246,8 +267,9 @@ def check_dataset(data: Mapping[str, np.ndarray], env_id: str, name: str = "data
 
     Maze: ``{"s", "s_next", "reward"}`` of the maze's grid shape. Atari: ``obs_<score>`` (or ``obs``) stacks
     ``(n, 84, 84, 4)`` and ``reward``, as ``atari_dataset`` writes them (``obs_shown``, the stacks the score edits
-    paste digits into, and ``step``, their time order, are read when present); returned as ``{"s_next", "reward",
-    "shown", "step"}``.
+    paste digits into, and ``step`` and ``env``, their time order and sub-env, are read when present: both or
+    neither, which reads the rows as one game in time order); returned as ``{"s_next", "reward", "shown", "step",
+    "env"}``.
     """
     target = audit_target(env_id)
     if target.kind == "atari":
@@ -291,17 +313,52 @@ def check_inputs(model: str, env_id: str, dataset: str | None = None,
 
 
 def in_reference_units(model: RewardModel, reference: RewardModel, transitions: dict) -> RewardModel:
-    """``model`` shifted and scaled so that its mean on the maze's transitions the reference does not reward is 0
-    and on those it rewards 1 (:func:`~rewinterp_utils.preferences.true_reward_fit` with the reference's values);
-    the model as it is when no such fit exists (a model constant on both classes)."""
-    from rewinterp_utils.preferences import true_reward_fit
+    """``model`` standardised over the maze's ``transitions`` (its own mean 0 and standard deviation 1 there,
+    :func:`~rewinterp_utils.preferences.standardise_rewards`, uniform over the transitions) and put on the
+    reference's scale: ``mean_ref + sd_ref * (R - mean_R) / sd_R``, the reference's mean and standard deviation over
+    the same transitions.
+
+    A convention, not a fit: the map reads the model's outputs and the reference's only one at a time, never which
+    transitions the reference rewards, so its scale is positive, a model that pays the opposite of the reference
+    stays opposite, and ``a * R + b`` (``a > 0``) reads exactly as ``R``. The model as it is (with the reason
+    printed) when either reward is constant on the transitions."""
+    from rewinterp_utils.preferences import standardise_rewards
 
     grids = (transitions["s"], transitions["s_next"])
+    ref = reference.predict(*grids).astype(np.float64)
     try:
-        return true_reward_fit(model, *grids, reference.predict(*grids).astype(np.float64))[2]
+        shift, scale, _ = standardise_rewards(model, *grids)
     except ValueError as e:
         print(f"read as it is, not in the reference's units: {e}")
         return model
+    if not ref.std() > 0:
+        print("read as it is, not in the reference's units: the reference is constant on these transitions")
+        return model
+    scale *= float(ref.std())
+    return Normalised(model, shift + float(ref.mean()) / scale, scale)
+
+
+def true_reward_calibration(model: RewardModel, reference: RewardModel, transitions: dict,
+                            data: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """A diagnostic beside the verdicts, read by none: the affine map fitted *with* the reference
+    (:func:`~rewinterp_utils.preferences.true_reward_fit`: the model's mean on the maze's transitions the reference
+    rewards mapped to 1, on the others to 0) and the per-class held-out error of the model through it. Its scale is
+    negative when the model ranks the reference's rewarded transitions below the others on average (the fit would
+    flip it: why no verdict reads it). Rows ``scale``, ``shift``, ``held-out MSE rewarded`` and ``... unrewarded``
+    (column ``value``); NaN where no such map exists (the model's mean equal on both classes)."""
+    from rewinterp_utils.preferences import true_reward_fit
+    from rewinterp_utils.training import heldout_errors
+
+    grids = (transitions["s"], transitions["s_next"])
+    try:
+        shift, scale, fitted = true_reward_fit(model, *grids, reference.predict(*grids).astype(np.float64))
+    except ValueError:
+        shift = scale = float("nan")
+        mse = {"rewarded": float("nan"), "unrewarded": float("nan")}
+    else:
+        mse = heldout_errors(fitted.predict(data["s"], data["s_next"]).astype(np.float64), data["reward"])["MSE"]
+    return pd.DataFrame({"value": {"scale": scale, "shift": shift,
+                                   **{f"held-out MSE {k}": float(mse[k]) for k in ("rewarded", "unrewarded")}}})
 
 
 # --------------------------------------------------------------------------------------------- audits
@@ -309,17 +366,58 @@ def _claim(key: str, claim: str, measured: str, verdict: Verdict, where: str) ->
     return Claim(key=key, claim=claim, paper="–", measured=measured, verdict=verdict, where=where)
 
 
+RANK = "P(above the other class)"
+"""The held-out table's rank column: on the rewarded row :func:`rank_auc`, on the unrewarded row one minus it."""
+
+
+def rank_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """The probability that a positive input scores above a negative one, ties counting one half (the area under
+    the ROC curve; the Mann-Whitney ``U / (n_pos * n_neg)``, from mid-ranks). Blind to any increasing map of the
+    scores; NaN when a class is empty."""
+    from scipy.stats import rankdata
+
+    scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
+    if scores.shape != positive.shape or scores.ndim != 1:
+        raise ValueError(f"scores and positive must be 1-d of one length, got {scores.shape}, {positive.shape}")
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    return float((rankdata(scores)[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def heldout_table(model: RewardModel, data: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Per class of held-out inputs (rewarded: reward != 0): count, the model's mean reward and its mean squared
+    error (:func:`~rewinterp_utils.training.heldout_errors`), and :data:`RANK` (:func:`rank_auc`). ``data`` holds
+    what the model reads (``s``, ``s_next``) and ``reward``."""
+    from rewinterp_utils.training import heldout_errors
+
+    pred = model.predict(*(data[k] for k in model.inputs)).astype(np.float64)
+    reward = np.asarray(data["reward"], dtype=np.float64)
+    table = heldout_errors(pred, reward).rename(columns={"n": "transitions"})
+    auc = rank_auc(pred, reward != 0)
+    table[RANK] = [auc, 1 - auc]
+    return table
+
+
+def heldout_rank_audit(model: RewardModel, data: Mapping[str, np.ndarray],
+                       min_auc: float = HELDOUT_AUC) -> tuple[pd.DataFrame, list[Claim]]:
+    """:func:`heldout_table` and one claim, *holds* when a rewarded held-out input scores above an unrewarded one
+    with probability at least ``min_auc`` (:data:`HELDOUT_AUC`): a criterion no positive scale or shift of the model
+    moves, failed by a model that ranks the classes the other way round. The maze's held-out audit."""
+    table = heldout_table(model, data)
+    auc = float(table.loc["rewarded", RANK])
+    verdict = exact_verdict(bool(auc >= min_auc), f"P(a rewarded held-out input scores above an unrewarded one) >= "
+                                                  f"{min_auc:g} (ties count 1/2)")
+    return table, [_claim("heldout", "Held-out rewarded inputs score above unrewarded ones", f"P = {auc:.3g}",
+                          verdict, "held-out error")]
+
+
 def heldout_audit(model: RewardModel, data: Mapping[str, np.ndarray],
                   threshold: float = HELDOUT_MSE) -> tuple[pd.DataFrame, list[Claim]]:
-    """Per class of held-out inputs (rewarded: reward != 0): count, the model's mean reward and its mean squared
-    error; one claim, *holds* when both errors are below ``threshold`` (:data:`HELDOUT_MSE`, or
-    :data:`ATARI_HELDOUT_MSE` for Atari). ``data`` holds what the model reads (``s``, ``s_next``) and ``reward``."""
-    pred = model.predict(*(data[k] for k in model.inputs)).astype(np.float64)
-    rows = {}
-    for name, sel in (("rewarded", data["reward"] != 0), ("unrewarded", data["reward"] == 0)):
-        err = (pred[sel] - data["reward"][sel]) ** 2
-        rows[name] = {"transitions": int(sel.sum()), "mean R": float(pred[sel].mean()), "MSE": float(err.mean())}
-    table = pd.DataFrame(rows).T
+    """:func:`heldout_table` and one claim, *holds* when both classes' errors are below ``threshold``
+    (:data:`HELDOUT_MSE`, or :data:`ATARI_HELDOUT_MSE` for Atari): for a model read as it is, in the recorded
+    reward's own units (an Atari regression model); a maze model is judged by :func:`heldout_rank_audit`."""
+    table = heldout_table(model, data)
     measured = ", ".join(f"{k} {v:.3g}" for k, v in table["MSE"].items())
     verdict = exact_verdict(bool((table["MSE"] < threshold).all()),
                             f"held-out MSE below {threshold:g} on rewarded and on unrewarded inputs")
@@ -331,7 +429,8 @@ def counterfactual_audit(model: RewardModel, reference: RewardModel, max_placeme
                          seed: int = 0) -> tuple[pd.DataFrame, list[Claim]]:
     """Every counterfactual family on the same placements for the model and the reference: their mean rewards,
     the gap ``|model - reference|`` and one claim per family, *holds* when the gap is at most
-    :data:`COUNTERFACTUAL_TOL`. Rows sorted from the worst gap."""
+    :data:`COUNTERFACTUAL_TOL`. Rows sorted from the worst gap. ``model`` in the reference's units
+    (:func:`in_reference_units`: a model paying the opposite of the reference fails every family it pays)."""
     ours = counterfactual_scores(model, max_placements, seed)
     ref = counterfactual_scores(reference, max_placements, seed)
     about = {name: fam.description for name, fam in families().items()}
@@ -410,70 +509,66 @@ def distance_audit(model: RewardModel, reference: RewardModel, transitions: dict
 
 def score_edit_audit(model: RewardModel, data: Mapping[str, np.ndarray], game: str, n_frames: int,
                      seed: int = 0) -> tuple[pd.DataFrame, list[Claim]]:
-    """The Atari chapter's causal test of the score display, on ``n_frames`` held-out stacks (half rewarded,
-    :func:`~rewinterp_utils.sanity.balanced_indices`), pasting digits into the last frame of the score-shown stacks
-    ``data["shown"]`` (:func:`~rewinterp_utils.envs.atari.score_edit`):
+    """The Atari chapter's causal test of the score display (:func:`~rewinterp_utils.score_edits.score_edits`), on
+    ``n_frames`` held-out stacks (half rewarded, :func:`~rewinterp_utils.sanity.balanced_indices`), pasting digits
+    into the last frame of the score-shown stacks ``data["shown"]``; only the stacks an edit changed count:
 
-    * *fake increment*: into each unrewarded stack, the score box of the next rewarded stack in time (``step``): the
-      score changes while nothing happens in the game. *Holds* when the mean R rises by at most
-      :data:`SCORE_EDIT_TOL`.
-    * *frozen score*: into each rewarded stack whose box changed between its last two frames, the box of its own
-      previous frame: the event happens, the score does not move. *Holds* when the mean R falls by at most
-      :data:`SCORE_EDIT_TOL`; *undecided* when no rewarded stack's box changed.
+    * *fake increment*: into each unrewarded stack, the score box of the next rewarded stack in time (``step``) of
+      the same game (sub-env ``env``): the score changes while nothing happens in the game. *Holds* when the mean R
+      rises by at most :data:`SCORE_EDIT_TOL`.
+    * *frozen score*: into each rewarded stack, the box of its own previous frame: the event happens, the score does
+      not move. *Holds* when the mean R falls by at most :data:`SCORE_EDIT_TOL`.
 
-    Returns the table (mean R unedited and edited, the change, the stacks) and the two claims.
+    Each is *undecided* when it changed no stack. Returns the table
+    (:func:`~rewinterp_utils.score_edits.edit_effects`) and the two claims.
     """
-    from rewinterp_utils.envs.atari import score_box, score_edit
     from rewinterp_utils.sanity import balanced_indices
+    from rewinterp_utils.score_edits import FAKE, FROZEN, edit_effects, score_edits
 
-    rewarded = data["reward"] != 0
-    pick = balanced_indices(rewarded, n_frames, seed)
-    yes, no, every_yes = pick[rewarded[pick]], pick[~rewarded[pick]], np.flatnonzero(rewarded)
-    step, shown = np.asarray(data["step"]), np.asarray(data["shown"])
-    later = [every_yes[np.argmax(step[every_yes] > step[i])] if (step[every_yes] > step[i]).any() else every_yes[-1]
-             for i in no]
-    rs, cs = score_box(game).obs_slices(84, inner=False)
-    yes = yes[(shown[yes][:, rs, cs, -1] != shown[yes][:, rs, cs, -2]).any(axis=(1, 2))]
-    r = {"fake increment": (model.predict(shown[no]), model.predict(score_edit(shown[no], shown[later][..., -1], game)))}
-    if len(yes):
-        r["frozen score"] = (model.predict(shown[yes]), model.predict(score_edit(shown[yes], shown[yes][..., -2], game)))
-    table = pd.DataFrame({edit: {"stacks": len(before), "mean R unedited": float(np.mean(before)),
-                                 "mean R edited": float(np.mean(after)), "change": float(np.mean(after) - np.mean(before))}
-                          for edit, (before, after) in r.items()}).T
-    lift = table.loc["fake increment"]
-    claims = [_claim("score_edit.fake_increment", "A fake score increment does not raise R",
-                     f"R {lift['mean R unedited']:.3g} -> {lift['mean R edited']:.3g}",
-                     exact_verdict(bool(lift["change"] <= SCORE_EDIT_TOL),
-                                   f"the increment raises the mean R by at most {SCORE_EDIT_TOL:g}"), "score edits")]
-    says = f"freezing the score lowers the mean R by at most {SCORE_EDIT_TOL:g}"
-    if "frozen score" in table.index:
-        frozen = table.loc["frozen score"]
-        claims.append(_claim("score_edit.frozen", "A frozen score does not lower R",
-                             f"R {frozen['mean R unedited']:.3g} -> {frozen['mean R edited']:.3g}",
-                             exact_verdict(bool(-frozen["change"] <= SCORE_EDIT_TOL), says), "score edits"))
-    else:
-        claims.append(_claim("score_edit.frozen", "A frozen score does not lower R", "no rewarded stack's score moved",
-                             Verdict(UNDECIDED, f"holds: {says}; undecided: no rewarded stack's score box changed "
-                                                "between its last two frames", "not testable"), "score edits"))
+    pick = balanced_indices(data["reward"] != 0, n_frames, seed)
+    table = edit_effects(model, np.asarray(data["shown"]), score_edits(data, pick, game, key="shown"))
+    claims = []
+    for edit, key, claim, says, moved in (
+            (FAKE, "score_edit.fake_increment", "A fake score increment does not raise R",
+             f"the increment raises the mean R by at most {SCORE_EDIT_TOL:g}", lambda c: c <= SCORE_EDIT_TOL),
+            (FROZEN, "score_edit.frozen", "A frozen score does not lower R",
+             f"freezing the score lowers the mean R by at most {SCORE_EDIT_TOL:g}", lambda c: -c <= SCORE_EDIT_TOL)):
+        r = table.loc[edit]
+        if r["stacks"]:
+            claims.append(_claim(key, claim, f"R {r['mean R unedited']:.3g} -> {r['mean R edited']:.3g} over "
+                                 f"{r['stacks']:.0f} stacks", exact_verdict(bool(moved(r["change"])), says),
+                                 "score edits"))
+        else:
+            claims.append(_claim(key, claim, f"the edit changed none of {r['tried']:.0f} stacks",
+                                 Verdict(UNDECIDED, f"holds: {says}, on the stacks the edit changes; undecided: it "
+                                                    "changed none", "not testable"), "score edits"))
     return table, claims
 
 
-def score_share_audit(model: RewardModel, obs: np.ndarray, game: str) -> tuple[pd.DataFrame, list[Claim]]:
+def score_share_audit(model: RewardModel, obs: np.ndarray, game: str,
+                      score: str = "shown") -> tuple[pd.DataFrame, list[Claim]]:
     """The share of the occlusion saliency's mass inside ``game``'s score box (the Atari chapter's Figure 4 measure,
-    :func:`~rewinterp_utils.envs.atari.saliency_share`) on the stacks ``obs``, beside the box's share of the image
+    :func:`~rewinterp_utils.score_edits.score_shares`) on the stacks ``obs``, beside the box's share of the image
     (what a uniform map gives). *Holds* when the mean share is at most :data:`SCORE_SHARE_FACTOR` times the box's
-    share; *undecided* when every map is zero (a model that no occlusion moves)."""
-    from rewinterp_utils.attribution import attribute
-    from rewinterp_utils.envs.atari import saliency_share, score_area_share
+    share; *undecided* when every map is zero (a model that no occlusion moves), and *undecided* ("not applicable")
+    for a model of the ``"hidden"`` score setting, whose box is painted over: a small share there says nothing
+    about whether the model would read a score."""
+    from rewinterp_utils.envs.atari import score_area_share
+    from rewinterp_utils.score_edits import mean_share, score_shares
 
-    share = np.atleast_1d(saliency_share(attribute(model, obs, "occlusion"), game))
+    share = score_shares(model, obs, game)
     area = score_area_share(game)
-    mean = float(np.nanmean(share)) if np.isfinite(share).any() else float("nan")
+    mean = mean_share(share)
     table = pd.DataFrame({"value": {"mean share on the score box": mean, "box's share of the image": area,
                                     "ratio": mean / area, "stacks": float(np.isfinite(share).sum())}})
     says = f"occlusion share on the score box <= {SCORE_SHARE_FACTOR:g} x the box's share of the image ({area:.3f})"
-    verdict = (exact_verdict(bool(mean <= SCORE_SHARE_FACTOR * area), says) if np.isfinite(mean)
-               else Verdict(UNDECIDED, f"holds: {says}; undecided: every occlusion map is zero", "no saliency"))
+    if score != "shown":
+        verdict = Verdict(UNDECIDED, f"holds: {says}; not applicable to a score-{score} model: its score box is "
+                                     "painted over", "not applicable")
+    elif np.isfinite(mean):
+        verdict = exact_verdict(bool(mean <= SCORE_SHARE_FACTOR * area), says)
+    else:
+        verdict = Verdict(UNDECIDED, f"holds: {says}; undecided: every occlusion map is zero", "no saliency")
     return table, [_claim("score_saliency", "The saliency does not sit on the score display",
                           f"share {mean:.3f}, box {area:.3f}", verdict, "score-box saliency")]
 
@@ -487,44 +582,17 @@ def retrain_audit(model: RewardModel, env_id: str, cfg: Any, seed: int = 0) -> t
     * Atari (the game in the model's score setting): *holds* when the last evaluation's clipped per-life return is
       above the first's, made before any update (the untrained policy, close to uniform).
     """
-    import tempfile
-
-    import torch
-
-    from rewinterp_utils.wrappers import LearnedRewardVecEnv
+    from rewinterp_utils.retraining import train_agent
 
     target = audit_target(env_id)
-    torch.manual_seed(seed)
+    curve = train_agent(target.env_id, cfg, seed, model, score=str(target.score or "shown")).curve
+    curve = curve[["timesteps", "true_return"]].rename(columns={"true_return": "true return"})
     if target.kind == "maze":
-        from stable_baselines3.common.env_util import make_vec_env
-
-        from rewinterp_utils.agents import eval_curve, evaluator, maze_ppo
-
-        ppo = maze_ppo(LearnedRewardVecEnv(make_vec_env(env_id, n_envs=1, seed=seed), model), cfg.learning_rate,
-                       cfg.gamma, seed, decay=False)
-        with tempfile.TemporaryDirectory() as tmp:
-            ppo.learn(cfg.total_timesteps, callback=evaluator(make_vec_env(env_id, n_envs=1, seed=seed + 10_000),
-                                                               cfg.eval_freq, cfg.n_eval_episodes, log_path=Path(tmp)))
-            ev = eval_curve(Path(tmp))
-        curve = pd.DataFrame({"timesteps": ev["timesteps"], "true return": ev["results"].mean(axis=1)})
         last = float(curve["true return"].iloc[-1])
         verdict = exact_verdict(last >= RETRAIN_MIN_RETURN,
                                 f"mean true return at the last evaluation >= {RETRAIN_MIN_RETURN:g}")
         return curve, [_claim("retrain", "PPO trained on the model reaches the goal", f"true return {last:.3g}",
                               verdict, "retraining")]
-    from rewinterp_utils.agents import AtariEvalCallback, atari_ppo
-    from rewinterp_utils.envs.atari import make_atari_venv
-
-    venv = make_atari_venv(target.env_id, n_envs=cfg.n_envs, seed=seed, score=str(target.score))
-    eval_env = make_atari_venv(target.env_id, n_envs=min(4, cfg.n_eval_episodes), seed=seed + 10_000,
-                               score=str(target.score))
-    ppo = atari_ppo(LearnedRewardVecEnv(venv, model), cfg, seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        evaluation = AtariEvalCallback(eval_env, cfg.eval_freq, cfg.n_eval_episodes, Path(tmp) / "policy.pt")
-        ppo.learn(cfg.total_timesteps, callback=evaluation)
-    venv.close()
-    eval_env.close()
-    curve = pd.DataFrame(evaluation.curve).rename(columns={"clipped_return": "true return"})
     first, last = (float(curve["true return"].iloc[i]) for i in (0, -1))
     verdict = exact_verdict(bool(last > first), "clipped per-life return at the last evaluation above the first "
                                                 "(the untrained policy's)")
@@ -552,21 +620,25 @@ class AuditResult:
     score_shares: pd.DataFrame | None = None
     retraining: pd.DataFrame | None = None
     """The true-return curve of PPO trained on the model (:func:`retrain_audit`), when asked for."""
+    calibration: pd.DataFrame | None = None
+    """Maze: the true-reward calibration (:func:`true_reward_calibration`), a diagnostic no verdict reads."""
 
 
 def audit_model(model: RewardModel, reference: RewardModel, test: Mapping[str, np.ndarray], env_id: str, *,
                 max_placements: int, n_check_inputs: int, n_saliency_inputs: int, threshold: float, gamma: float,
                 seed: int = 0, retrain: Any = None) -> AuditResult:
-    """Every audit of this module on ``model`` against ``reference`` on maze ``env_id``: the value audits on the
-    model in the reference's units (:func:`in_reference_units`), saliency and distances on the model as it is.
-    ``test``: held-out transitions (``s``, ``s_next``, ``reward``). The sizes and the saliency threshold are the
-    book's (its profiles), passed in; ``retrain``: a ``profiles.MazeRetrain`` to retrain on the model
-    (:func:`retrain_audit`), or ``None``."""
+    """Every audit of this module on ``model`` against ``reference`` on maze ``env_id``: the held-out rank audit,
+    the counterfactuals and the unit checks on the model in the reference's units by a convention fixed without
+    the reference's verdict on any transition (:func:`in_reference_units`), saliency and distances on the model as
+    it is; beside them, as a diagnostic no verdict reads, the true-reward calibration
+    (:func:`true_reward_calibration`). ``test``: held-out transitions (``s``, ``s_next``, ``reward``). The sizes and
+    the saliency threshold are the book's (its profiles), passed in; ``retrain``: a ``profiles.MazeRetrain`` to
+    retrain on the model (:func:`retrain_audit`), or ``None``."""
     from rewinterp_utils.sanity import balanced_indices
 
     transitions = maze_transitions(env_id)
     read = in_reference_units(model, reference, transitions)
-    heldout, c_heldout = heldout_audit(read, test)
+    heldout, c_heldout = heldout_rank_audit(read, test)
     cf, c_cf = counterfactual_audit(read, reference, max_placements, seed)
     checks, c_checks = unit_check_audit(read, n_check_inputs, seed)
     pick = balanced_indices(test["reward"] > 0, n_saliency_inputs, seed)
@@ -575,7 +647,7 @@ def audit_model(model: RewardModel, reference: RewardModel, test: Mapping[str, n
     groups = {"held-out error": c_heldout, "counterfactuals": c_cf, "unit checks": c_checks,
               "saliency sanity": c_sal, "distances": c_dist}
     return _result(model, env_id, groups, heldout, checks, curves, pick, retrain, seed, counterfactuals=cf,
-                   distances=distances)
+                   distances=distances, calibration=true_reward_calibration(model, reference, transitions, test))
 
 
 def audit_atari_model(model: RewardModel, test: Mapping[str, np.ndarray], env_id: str, *, n_frames: int,
@@ -595,7 +667,7 @@ def audit_atari_model(model: RewardModel, test: Mapping[str, np.ndarray], env_id
     heldout, c_heldout = heldout_audit(model, test, ATARI_HELDOUT_MSE)
     edits, c_edits = score_edit_audit(model, test, game, n_frames, seed)
     frames = test["s_next"][balanced_indices(rewarded, n_frames, seed)]
-    shares, c_share = score_share_audit(model, frames, game)
+    shares, c_share = score_share_audit(model, frames, game, str(target.score))
     checks, c_checks = unit_check_audit(model, len(frames), seed, atari_checks(game), (frames,))
     pick = balanced_indices(rewarded, n_saliency_inputs, seed)
     curves, c_sal = saliency_audit(model, test["s_next"][pick], threshold, seed, domain="atari")
@@ -658,15 +730,21 @@ def overview(groups: Mapping[str, Sequence[Claim]]) -> pd.DataFrame:
 def audit_metrics(groups: Mapping[str, Sequence[Claim]], heldout: pd.DataFrame, checks: pd.DataFrame,
                   curves: pd.DataFrame | None, *, counterfactuals: pd.DataFrame | None = None,
                   distances: pd.DataFrame | None = None, score_edits: pd.DataFrame | None = None,
-                  score_shares: pd.DataFrame | None = None, retraining: pd.DataFrame | None = None) -> dict[str, Any]:
+                  score_shares: pd.DataFrame | None = None, retraining: pd.DataFrame | None = None,
+                  calibration: pd.DataFrame | None = None) -> dict[str, Any]:
     """The audit's metrics (local keys; :data:`COMPARISON` names the ones the comparison table shows): the overall
     verdict, per-class held-out errors, the checks passed and every check's effect, the saliency test's final rank
     correlation (when it ran), every claim's verdict (``claims.<key>``) and, where the audit ran: every family's
     mean, the worst family and its gap, both distances (maze); each score edit's change, the score-box share and
-    the box's share of the image (Atari); the retrained agent's last true return (when retrained)."""
+    the box's share of the image (Atari); the retrained agent's last true return (when retrained); the held-out
+    rank statistic (``heldout.auc``) and, for a maze model, the true-reward calibration (``diagnostic.true_fit.*``,
+    read by no verdict)."""
     m: dict[str, Any] = {"verdict": all_of([c.verdict for claims in groups.values() for c in claims]),
                          "checks.passed": f"{int(checks['passed'].sum())} of {len(checks)}"}
     m |= {f"heldout.mse_{k}": float(v) for k, v in heldout["MSE"].items()}
+    m["heldout.auc"] = float(heldout.loc["rewarded", RANK])
+    if calibration is not None:
+        m |= {metric_key("diagnostic", "true_fit", k): float(v) for k, v in calibration["value"].items()}
     if counterfactuals is not None:
         worst = counterfactuals["gap"].idxmax()
         m |= {"counterfactual.worst": worst, "counterfactual.worst_gap": float(counterfactuals.loc[worst, "gap"])}
@@ -688,7 +766,8 @@ def audit_metrics(groups: Mapping[str, Sequence[Claim]], heldout: pd.DataFrame, 
 
 
 COMPARISON: dict[str, str] = {
-    "verdict": "overall verdict", "heldout.mse_rewarded": "MSE rewarded", "heldout.mse_unrewarded": "MSE unrewarded",
+    "verdict": "overall verdict", "heldout.auc": "P(rewarded above unrewarded)", "heldout.mse_rewarded": "MSE rewarded",
+    "heldout.mse_unrewarded": "MSE unrewarded",
     "counterfactual.worst": "worst counterfactual", "counterfactual.worst_gap": "its gap",
     "checks.passed": "unit checks passed", "sanity.gradient.rank_corr_final": "saliency rank corr.",
     "distance.epic": "EPIC", "distance.dynamics_aware": "dynamics-aware",
@@ -717,6 +796,7 @@ __all__ = [
     "audit_metrics", "check_dataset",
     "check_fits", "check_inputs", "load_dataset",
     "comparison_table", "counterfactual_audit", "distance_audit", "heldout_audit", "in_reference_units",
+    "HELDOUT_AUC", "RANK", "heldout_rank_audit", "heldout_table", "rank_auc", "true_reward_calibration",
     "load_audited", "load_reference", "overview", "paper_rule_model", "saliency_audit", "true_reward_model",
     "unit_check_audit",
 ]

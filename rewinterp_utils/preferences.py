@@ -6,7 +6,9 @@ annotator that prefers the segment with the higher true return (:func:`boltzmann
 (:func:`bradley_terry_loss`, :func:`train_preference_model`). Preferences fix a reward only up to a shift and
 a positive scale: :func:`standardise_rewards` pins them down without the true reward (zero mean and unit standard
 deviation of the model's own output over the dataset's transitions, as reward-learning libraries normalise);
-:func:`true_reward_fit` is a diagnostic that reads a model in the true reward's units.
+:func:`true_reward_fit` reads a model in the true reward's units with a map fitted *with* the true reward, so it is
+a labelled diagnostic only: no verdict may read it (it would turn a model that pays the opposite of the truth into
+the truth).
 """
 
 from __future__ import annotations
@@ -185,9 +187,11 @@ def standardise_rewards(model: RewardModel, s: np.ndarray, s_next: np.ndarray) -
 
 def true_reward_fit(model: RewardModel, s: np.ndarray, s_next: np.ndarray, reward: np.ndarray,
                     ) -> tuple[float, float, Normalised]:
-    """A diagnostic: the shift and scale that map the model's mean reward on non-goal transitions to 0 and on goal
-    ones to 1, i.e. the model read in the true reward's units (it uses the true reward, so it is no normalisation
-    to retrain on).
+    """A diagnostic, never a verdict's input: the shift and scale that map the model's mean reward on non-goal
+    transitions to 0 and on goal ones to 1, i.e. the model read in the true reward's units. It is fitted with the
+    true reward, so it is no normalisation to retrain on, and no audit may judge the model through it: with the
+    scale's sign kept, ``-R*`` maps exactly onto ``R*`` (audits read models by a convention fixed without the true
+    reward instead, :func:`~rewinterp_utils.audit.in_reference_units`).
 
     ``s``, ``s_next`` ``(N, H, W)`` a reference batch (e.g.
     :func:`~rewinterp_utils.envs.maze_transitions.maze_transitions`) and ``reward`` its true rewards; goal

@@ -11,6 +11,7 @@ return and by the game score).
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,7 @@ def train_agent(env_id: str, cfg: Any, seed: int, reward: RewardModel | None = N
 
     torch.manual_seed(seed)
     atari = is_atari(env_id)
+    scratch = None
     if atari:
         from rewinterp_utils.agents import AtariEvalCallback, atari_ppo
         from rewinterp_utils.envs.atari import make_atari_venv
@@ -95,13 +97,18 @@ def train_agent(env_id: str, cfg: Any, seed: int, reward: RewardModel | None = N
         ppo = maze_ppo(LearnedRewardVecEnv(venv, reward) if reward is not None else venv, cfg.learning_rate,
                        cfg.gamma, seed, decay=decay)
         eval_env = seeded_vec_env(env_id, 1, seed, "eval")
-        # no eval_freq (Part VI): the final policy alone is evaluated, after the last update
-        evaluation = evaluator(eval_env, getattr(cfg, "eval_freq", 0), cfg.n_eval_episodes, best_path, log_dir)
+        # no eval_freq (Part VI): the final policy alone is evaluated, after the last update. EvalCallback records
+        # its evaluations only when it has a log path: a temporary one when log_dir is not given
+        scratch = tempfile.TemporaryDirectory() if log_dir is None else None
+        evaluation = evaluator(eval_env, getattr(cfg, "eval_freq", 0), cfg.n_eval_episodes, best_path,
+                               Path(scratch.name) if scratch else log_dir)
     seed_sub_envs(ppo.get_env(), sub_env_seeds(seed, venv.num_envs, "train"))  # PPO(seed=) reset them to seed + rank
     try:
         ppo.learn(cfg.total_timesteps, callback=[evaluation, *(callbacks or [])])
     finally:
         venv.close()
+        if not atari and scratch is not None:
+            scratch.cleanup()
     if not atari and not evaluation.eval_freq:
         from stable_baselines3.common.evaluation import evaluate_policy
 

@@ -58,6 +58,106 @@ def test_heldout_error_by_class_and_the_overview():
     assert list(view["verdict"]) == [FAILS, HOLDS] and "heldout: MSE" in view.loc["a", "not holding"]
 
 
+def test_rank_auc_against_a_plain_loop_over_pairs():
+    """P(a positive scores above a negative) + P(tie) / 2 by a double loop, on scores with ties across classes;
+    blind to an increasing map, reversed by a decreasing one, NaN with an empty class."""
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 5, size=40).astype(float)  # many ties
+    positive = rng.random(40) < 0.3
+    pairs = [(a, b) for a in scores[positive] for b in scores[~positive]]
+    by_hand = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs)
+    assert audit.rank_auc(scores, positive) == pytest.approx(by_hand, abs=1e-12)
+    assert audit.rank_auc(0.01 * scores + 3, positive) == pytest.approx(by_hand, abs=1e-12)
+    assert audit.rank_auc(-scores, positive) == pytest.approx(1 - by_hand, abs=1e-12)
+    assert audit.rank_auc(np.ones(5), np.array([1, 0, 0, 1, 0], bool)) == 0.5
+    assert np.isnan(audit.rank_auc(scores[:3], np.ones(3, bool)))
+
+
+def test_the_held_out_rank_audit_fails_an_inverted_model_and_ignores_scale_and_shift():
+    s = np.zeros((4, 11, 11), np.uint8)
+    data = {"s": s, "s_next": s, "reward": np.array([1.0, 0.0, 0.0, 0.0])}
+    outputs = {"exact": [1.0, 0.0, 0.0, 0.0], "rescaled": [3.01, 3.0, 3.0, 3.0], "inverted": [-1.0, 0.0, 0.0, 0.0],
+               "constant": [0.5] * 4, "one tie": [0.2, 0.2, 0.0, 0.0]}
+    got = {}
+    for name, out in outputs.items():
+        table, claims = audit.heldout_rank_audit(audit.as_reward_model(lambda a, b, out=out: np.array(out)), data)
+        got[name] = (table.loc["rewarded", audit.RANK], claims[0].verdict.outcome)
+        assert table.loc["unrewarded", audit.RANK] == pytest.approx(1 - got[name][0])
+    assert got == {"exact": (1.0, HOLDS), "rescaled": (1.0, HOLDS), "inverted": (0.0, FAILS),
+                   "constant": (0.5, FAILS), "one tie": (pytest.approx(5 / 6), FAILS)}
+
+
+def _pays(values: np.ndarray):
+    """A maze reward paying ``values[i]`` on the i-th enumerated CoinFlip transition (looked up by its grids)."""
+    t = maze_transitions(COINFLIP)
+    index = {(a.tobytes(), b.tobytes()): i for i, (a, b) in enumerate(zip(t["s"], t["s_next"]))}
+    return audit.as_reward_model(lambda s, n: np.array([values[index[(a.tobytes(), b.tobytes())]]
+                                                        for a, b in zip(s, n)]))
+
+
+def test_in_reference_units_is_a_convention_fixed_without_the_reference_s_verdicts():
+    """The model's own mean and sd over the maze's transitions matched to the reference's, by hand; a reference
+    that rewards other transitions with the same mean and sd gives the same reading (no fit: the map never learns
+    which transitions the reference rewards); ``a R + b`` reads as ``R`` for ``a > 0``; ``-R*`` stays inverted."""
+    t = maze_transitions(COINFLIP)
+    true = t["reward"].astype(np.float64)
+    model = _pays(np.random.default_rng(0).normal(size=len(true)) + 4 * true)
+    raw = model.predict(t["s"], t["s_next"]).astype(np.float64)
+    ref = audit.load_reference(None, COINFLIP)
+    read = audit.in_reference_units(model, ref, t).predict(t["s"], t["s_next"])
+    by_hand = true.mean() + true.std() * (raw - raw.mean()) / raw.std()
+    np.testing.assert_allclose(read, by_hand, atol=1e-5)
+    keys = [(a.tobytes(), b.tobytes()) for a, b in zip(t["s"], t["s_next"])]
+    once = [i for i, k in enumerate(keys) if keys.count(k) == 1 and not true[i]]
+    elsewhere = np.zeros_like(true)
+    elsewhere[once[:int(true.sum())]] = 1.0  # as many rewarded transitions as R*, none of them R*'s
+    other = _pays(elsewhere)
+    assert (other.predict(t["s"], t["s_next"]) == np.sort(true)[np.argsort(np.argsort(elsewhere))]).all()
+    np.testing.assert_allclose(audit.in_reference_units(model, other, t).predict(t["s"], t["s_next"]), read,
+                               atol=1e-6)
+    rescaled = audit.in_reference_units(_pays(0.01 * raw + 3), ref, t).predict(t["s"], t["s_next"])
+    np.testing.assert_allclose(rescaled, read, atol=1e-4)
+    inverted = audit.in_reference_units(_pays(-true), ref, t).predict(t["s"], t["s_next"])
+    np.testing.assert_allclose(inverted, 2 * true.mean() - true, atol=1e-6)  # goal transitions lowest
+
+
+SIGN_SCALE_SHIFT = {
+    "R*": {},
+    "-R*": {"heldout": FAILS, "counterfactual.two_goals": FAILS, "counterfactual.many_goals": FAILS,
+            "counterfactual.center_goal": FAILS, "check.stepping_onto_the_goal_raises_r": FAILS,
+            "distance.epic": FAILS, "distance.dynamics_aware": FAILS},
+    "0.01 R* + 3": {"distance.dynamics_aware": FAILS},
+}
+"""What each audit must conclude, beyond *holds*, for the true reward R*, its negation and a positive rescaling
+with a shift. -R* ranks every goal transition below the rest: it fails the rank audit, every family the reference
+pays for, the check that stepping onto the goal raises R, and both distances (1, the largest), while the families
+and checks on which R* pays 0 everywhere hold (-R* pays 0 there too). 0.01 R* + 3 ranks as R* does, so every
+value audit holds, and so does EPIC, which ignores scale and shift; but in the episodic maze its shift is a living
+bonus of 3 per step against 3.01 once for reaching the goal, so its optimal policy never ends the episode: the
+dynamics-aware distance, which sees a shift, must fail it. The gradient test is undecided for all three (plain
+functions have no weights to randomise)."""
+
+
+@pytest.mark.parametrize("name", list(SIGN_SCALE_SHIFT))
+def test_sign_scale_and_shift_each_audit_concludes_what_it_must(name):
+    from rewinterp_utils.envs.maze_transitions import maze_true_reward
+
+    t = maze_transitions(COINFLIP)
+    test = {"s": t["s"], "s_next": t["s_next"], "reward": t["reward"].astype(np.float64)}
+    sign, scale, shift = {"R*": (1, 1, 0), "-R*": (-1, 1, 0), "0.01 R* + 3": (1, 0.01, 3)}[name]
+    model = audit.as_reward_model(lambda s, n: sign * scale * maze_true_reward(s, n) + shift)
+    result = audit.audit_model(model, audit.load_reference(None, COINFLIP), test, COINFLIP, max_placements=8,
+                               n_check_inputs=60, n_saliency_inputs=6, threshold=0.5, gamma=0.97)
+    got = {c.key: c.verdict.outcome for group in result.groups.values() for c in group}
+    assert got == {k: UNDECIDED if k == "sanity.gradient" else SIGN_SCALE_SHIFT[name].get(k, HOLDS) for k in got}
+    assert len(got) == 13
+    # the true-reward calibration is beside the verdicts, labelled, and read by none: it flips -R* into R*
+    cal = result.calibration["value"]
+    assert cal["scale"] == pytest.approx({"R*": 1.0, "-R*": -1.0, "0.01 R* + 3": 100.0}[name], rel=1e-6)
+    assert cal["held-out MSE rewarded"] == pytest.approx(0.0, abs=1e-8)
+    assert result.metrics["diagnostic.true_fit.scale"] == pytest.approx(cal["scale"])
+
+
 def test_saliency_needs_trainable_layers_and_distances_are_zero_for_the_reference_itself():
     t = maze_transitions(COINFLIP)
     ref = audit.load_reference(None, COINFLIP)

@@ -42,34 +42,138 @@ def test_spearman_interval_undefined_for_constant_or_missing_values():
         pa.spearman_interval(y, y[:2])
 
 
-@pytest.mark.parametrize("x, y, lo, hi, verdict", [
-    ([1, 2], [3, 3], -0.9, -0.1, pa.FLAT),
-    ([1, np.nan], [1, 2], -0.9, -0.1, pa.UNDEFINED),
-    ([1, 2], [2, 1], -0.9, -0.1, pa.PREDICTS),
-    ([1, 2], [1, 2], 0.1, 0.9, pa.WRONG_WAY),
-    ([1, 2], [1, 2], -0.1, 0.9, pa.NO_EVIDENCE),
-    ([1, 2], [1, 2], -0.5, 0.0, pa.NO_EVIDENCE),
+@pytest.mark.parametrize("x, y, p_holm, side, verdict", [
+    ([1, 2], [3, 3], 0.01, "below", pa.FLAT),
+    ([1, np.nan], [1, 2], 0.01, "below", pa.UNDEFINED),
+    ([1, 1], [1, 2], 0.01, "below", pa.UNDEFINED),
+    ([1, 2], [2, 1], np.nan, "", pa.TOO_FEW),
+    ([1, 2], [2, 1], 0.01, "below", pa.PREDICTS),
+    ([1, 2], [2, 1], 0.05, "below", pa.PREDICTS),
+    ([1, 2], [1, 2], 0.01, "above", pa.WRONG_WAY),
+    ([1, 2], [1, 2], 0.051, "below", pa.NO_EVIDENCE),
+    ([1, 2], [1, 2], 0.0, "", pa.NO_EVIDENCE),
 ])
-def test_signal_verdict(x, y, lo, hi, verdict):
-    assert pa.signal_verdict(x, y, lo, hi) == verdict
+def test_signal_verdict(x, y, p_holm, side, verdict):
+    assert pa.signal_verdict(x, y, p_holm, side) == verdict
 
 
-def test_predictive_table_answer_and_verdict():
-    y = np.arange(8.0)
-    signals = {"error": -y + 0.01 * np.sin(y), "noise": np.array([3, 1, 4, 1, 5, 9, 2, 6.0]), "wrong": y ** 2}
-    table = pa.predictive_table(signals, y, n_boot=200, seed=0)
+def test_holm_by_hand():
+    """Holm's step-down by hand: sorted 0.005, 0.01, 0.02, 0.03, 0.04, 0.2 times 6, 5, 4, 3, 2, 1 give 0.03, 0.05,
+    0.08, 0.09, 0.08, 0.2, made non-decreasing: 0.03, 0.05, 0.08, 0.09, 0.09, 0.2; NaN stays NaN and does not
+    count; nothing above 1."""
+    adjusted = pa.holm([0.01, 0.04, 0.03, 0.005, 0.2, 0.02])
+    np.testing.assert_allclose(adjusted, [0.05, 0.09, 0.09, 0.03, 0.2, 0.08], rtol=1e-12)
+    assert list(adjusted <= 0.05 + 1e-12) == [True, False, False, True, False, False]
+    np.testing.assert_allclose(pa.holm([0.01, np.nan, 0.04]), [0.02, np.nan, 0.04], rtol=1e-12)
+    np.testing.assert_allclose(pa.holm([0.5, 0.6]), [1.0, 1.0])
+    np.testing.assert_allclose(pa.holm([0.03]), [0.03])
+
+
+def test_bootstrap_p_by_hand():
+    # 1 replicate of 20 at or above 0: p = 2 / 20, below; a replicate at 0 counts on both sides
+    assert pa.bootstrap_p([-0.9] * 19 + [0.1]) == (pytest.approx(0.1), "below")
+    assert pa.bootstrap_p([0.4] * 18 + [0.0, -0.2]) == (pytest.approx(0.2), "above")
+    assert pa.bootstrap_p([-0.5, -0.2, 0.0, 0.3]) == (1.0, "below")
+    assert pa.bootstrap_p([-0.1, 0.1]) == (1.0, "")
+    p, side = pa.bootstrap_p([np.nan])
+    assert np.isnan(p) and side == ""
+
+
+KINDS = np.array(["a"] * 3 + ["b"] * 2 + ["c"] * 4 + ["a"])
+
+
+def test_stratified_resamples_stay_within_kinds_and_are_uniform_there():
+    boot = pa.stratified_resamples(KINDS, 4000, seed=1)
+    assert boot.shape == (4000, len(KINDS))
+    assert (KINDS[boot] == KINDS).all(), "every position draws a model of its own kind"
+    for kind in "abc":
+        members = np.flatnonzero(KINDS == kind)
+        share = np.bincount(boot[:, members].ravel(), minlength=len(KINDS))[members] / boot[:, members].size
+        np.testing.assert_allclose(share, 1 / len(members), atol=0.02)
+    # one kind: the plain bootstrap, draw for draw
+    plain = np.random.default_rng(5).integers(0, 7, size=(30, 7))
+    np.testing.assert_array_equal(pa.stratified_resamples(["k"] * 7, 30, seed=5), plain)
+
+
+def test_within_kind_spearman_against_a_loop():
+    x = np.array([0.1, 0.4, 0.2, 0.9, 0.7, 0.3, 0.5, 0.8, 0.6, 0.0])
+    y = np.array([1.0, 0.2, 0.8, 0.0, 0.1, 0.9, 0.4, 0.4, 0.3, 0.5])
+    rhos, sizes = [], []
+    for kind in "abc":
+        sel = KINDS == kind
+        rhos.append(_rho(x[sel], y[sel]))
+        sizes.append(sel.sum())
+    assert pa.within_kind_spearman(x, y, KINDS) == pytest.approx(np.dot(rhos, sizes) / sum(sizes))
+    flat_b = y.copy()
+    flat_b[KINDS == "b"] = 0.7  # kind b's outcomes do not vary: left out
+    keep = [0, 2]
+    assert pa.within_kind_spearman(x, flat_b, KINDS) == pytest.approx(
+        np.dot([rhos[i] for i in keep], [sizes[i] for i in keep]) / sum(sizes[i] for i in keep))
+    assert np.isnan(pa.within_kind_spearman(x, np.repeat([1.0, 2.0], 5), np.repeat(["p", "q"], 5)))
+
+
+def _design(seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """4 kinds x 5 models whose outcome is set by the kind (plus noise): a signal that separates the kinds and is
+    noise within them, one that tracks the outcome within kinds too, and pure noise."""
+    rng = np.random.default_rng(seed)
+    kinds = np.repeat(["k0", "k1", "k2", "k3"], 5)
+    level = np.repeat(np.arange(4.0), 5)
+    y = level + 0.3 * rng.normal(size=20)
+    signals = {"separates kinds": -level + 0.3 * rng.normal(size=20), "tracks": -y + 0.01 * rng.normal(size=20),
+               "noise": rng.normal(size=20)}
+    return signals, y, kinds
+
+
+def test_predictive_table_over_models_and_within_kinds_with_holm(monkeypatch):
+    signals, y, kinds = _design()
+    table = pa.predictive_table(signals, y, kinds, n_boot=400, seed=0)
     assert list(table.index) == list(signals)
-    assert table.loc["error", "rho"] == pytest.approx(-1.0)
-    assert table["verdict"].tolist() == [pa.PREDICTS, pa.NO_EVIDENCE, pa.WRONG_WAY]
-    assert pa.predictive_answer(table) == ("a lower error goes with a higher return; "
-                                           "a higher wrong also goes with a higher return")
+    for suffix in ("", pa.WITHIN):
+        np.testing.assert_allclose(table["p_holm" + suffix], pa.holm(table["p" + suffix]))
+    assert table.loc["tracks", "rho"] == pytest.approx(_rho(signals["tracks"], y))
+    assert table.loc["tracks", "rho" + pa.WITHIN] == pytest.approx(
+        pa.within_kind_spearman(signals["tracks"], y, kinds))
+    assert table["verdict"].tolist() == [pa.PREDICTS, pa.PREDICTS, pa.NO_EVIDENCE]
+    assert table["verdict" + pa.WITHIN].tolist() == [pa.NO_EVIDENCE, pa.PREDICTS, pa.NO_EVIDENCE]
+    assert pa.predictive_answer(table) == ("a lower separates kinds, tracks goes with a higher return; within "
+                                           "kinds, a lower tracks does too")
     assert pa.predictive_verdict(table).outcome == "holds"
-    none = table.assign(verdict=[pa.NO_EVIDENCE] * 3)
-    assert pa.predictive_answer(none) == "no signal's interval lies below 0"
-    assert pa.predictive_verdict(none).outcome == "undecided"
-    assert pa.predictive_verdict(table.assign(verdict=[pa.WRONG_WAY] * 3)).outcome == "does not hold"
-    flat = pa.predictive_table(signals, np.ones(8), n_boot=10)
-    assert pa.predictive_answer(flat).startswith("outcomes do not vary")
+    assert pa.predictive_verdict(table, within=True).outcome == "holds"
+    # the interval and p come from the resamples within kinds, by a plain loop over them
+    x = signals["noise"]
+    reps = np.array([_rho(x[b], y[b]) for b in pa.stratified_resamples(kinds, 400, 0)])
+    assert (table.loc["noise", "lo"], table.loc["noise", "hi"]) == pytest.approx(tuple(np.percentile(reps, [2.5, 97.5])))
+    assert table.loc["noise", "p"] == pytest.approx(min(1, 2 * min(np.mean(reps >= 0), np.mean(reps <= 0))))
+    assert pa.spearman_interval(x, y, 400, 0, kinds=kinds)[1:] == pytest.approx(tuple(np.percentile(reps, [2.5, 97.5])))
+    # the verdicts read the Holm-adjusted p: adjusted to 1, nothing is decided
+    monkeypatch.setattr(pa, "holm", lambda p: np.ones(len(p)))
+    table = pa.predictive_table(signals, y, kinds, n_boot=50, seed=0)
+    assert set(table["verdict"]) | set(table["verdict" + pa.WITHIN]) == {pa.NO_EVIDENCE}
+
+
+def test_holm_turns_a_lone_p_below_alpha_into_no_evidence():
+    """Six signals, one with a raw p between alpha / 6 and alpha: uncorrected it would predict, Holm says no."""
+    table = pd.DataFrame({"p": [0.02, 0.3, 0.5, 0.6, 0.7, 0.9]}, index=list("abcdef"))
+    adjusted = pa.holm(table["p"])
+    assert adjusted[0] == pytest.approx(0.12)
+    assert pa.signal_verdict([1, 2], [2, 1], adjusted[0], "below") == pa.NO_EVIDENCE
+    assert pa.signal_verdict([1, 2], [2, 1], table["p"].iloc[0], "below") == pa.PREDICTS
+
+
+def test_one_model_per_kind_decides_nothing():
+    """With one model of each kind every within-kind resample repeats the data: no interval, no p, no verdict."""
+    y = np.arange(4.0)
+    table = pa.predictive_table({"error": -y, "noise": np.array([3.0, 1, 4, 1])}, y, ["a", "b", "c", "d"], n_boot=50)
+    assert table["verdict"].tolist() == [pa.TOO_FEW, pa.TOO_FEW]
+    assert table[["lo", "hi", "p", "p_holm"]].isna().all().all()
+    assert pa.predictive_answer(table) == "too few models of each kind to decide"
+    assert pa.predictive_verdict(table).outcome == "undecided"
+    assert pa.predictive_answer(pa.predictive_table({"e": -y}, np.ones(4), n_boot=10)).startswith("outcomes do not")
+    none = pd.DataFrame({"verdict": [pa.NO_EVIDENCE] * 2, "p_holm": [0.5, 0.7], "verdict_within": [pa.NO_EVIDENCE] * 2},
+                        index=["e", "f"])
+    assert pa.predictive_answer(none) == "no signal predicts the return after Holm's correction; within kinds, no signal does"
+    wrong = none.assign(verdict=[pa.WRONG_WAY] * 2)
+    assert pa.predictive_verdict(wrong).outcome == "does not hold"
 
 
 def test_distance_tables_and_kind_summary():
@@ -117,3 +221,11 @@ def test_distance_or_nan_is_nan_where_a_distance_is_undefined():
         assert double == pytest.approx(0.0, abs=1e-9)
         assert np.isnan(pa.distance_or_nan(name, lambda s, t: np.zeros(len(s)), maze_true_reward, tr, gamma=0.9))
 
+
+
+def test_every_model_is_retrained_with_at_least_three_ppo_seeds():
+    """Part VI's outcome of a model is the mean true return over several PPO seeds, not one run's luck."""
+    from rewinterp_utils.pipeline.profiles import resolve
+
+    for profile in ("default", "paper"):
+        assert resolve("maze_pref_retrain", profile).n_seeds >= 3, profile

@@ -234,6 +234,10 @@ def test_standardise_rewards_by_hand_and_keeps_a_reversed_model_reversed():
     assert scale > 0 and out[:2].max() < out[2:].min()  # goals still ranked below the rest
     with pytest.raises(ValueError, match="constant"):
         pref.standardise_rewards(_Linear(0.0), s, s_next)
+    # a standardised model standardised again is left as it is (Part VI standardises every kind before retraining)
+    shift, scale, again = pref.standardise_rewards(model, s, s_next)
+    assert (shift, scale) == pytest.approx((0.0, 1.0), abs=1e-6)
+    np.testing.assert_allclose(again.predict(s, s_next), model.predict(s, s_next), atol=1e-6)
 
 
 # -- acceptance ---------------------------------------------------------------------------------------

@@ -106,8 +106,9 @@ class MazePreference:
 class MazePrefRetrain:
     """PPO on TwoGoals rewarded by each learned model, to ask whether an audit predicts the outcome."""
 
-    total_timesteps: int  #: PPO environment steps per model
+    total_timesteps: int  #: PPO environment steps per model and PPO seed
     n_eval_episodes: int = 20  #: true-reward evaluation episodes of the final policy
+    n_seeds: int = 3  #: PPO seeds per model (its outcome: their mean true return)
     learning_rate: float = 3e-4  #: as for Figure 3's retraining
     gamma: float = 0.97  #: as for the expert
 
@@ -172,7 +173,8 @@ class AtariSanity:
 class AtariFigure5:
     """A reward model on expert play in the other score setting (Figure 5)."""
 
-    n_steps: int  #: consecutive steps plotted (the paper: 100-200)
+    n_steps: int  #: consecutive steps plotted (the paper: 100-200), and scored in every play
+    n_plays: int  #: plays of the expert (each a fresh game) that every model seed is scored on for the verdict
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,7 @@ class AtariRetrain(AtariExpert):
 SIZE_FIELDS: frozenset[str] = frozenset({
     "total_timesteps", "eval_freq", "n_eval_episodes", "n_train", "n_test", "max_steps", "n_screens", "n_seeds",
     "max_placements", "n_inputs", "n_check_inputs", "n_pairs", "few_pairs", "n_frames", "n_share_frames",
-    "n_onpolicy_steps", "games", "rewards",
+    "n_onpolicy_steps", "n_plays", "games", "rewards",
 })
 """Fields that say how much is computed; every other field is a setting, the same at ``smoke`` as at ``paper``."""
 
@@ -196,19 +198,19 @@ SIZE_FIELDS: frozenset[str] = frozenset({
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {  # the paper's settings (learning rates, epochs, PPO recipe, windows) at tiny sizes
         "maze_expert": MazeExpert(total_timesteps=1_024, eval_freq=512, n_eval_episodes=5),
-        "maze_dataset": MazeDataset(n_train=400, n_test=200),
+        "maze_dataset": MazeDataset(n_train=2_000, n_test=2_000),  # a few goal steps in each split, whatever the seeds
         "maze_reward_model": MazeRewardModel(epochs=5, n_seeds=2),
         "maze_saliency": MazeSaliency(),
         "maze_counterfactuals": MazeCounterfactuals(max_placements=8),
         "maze_sanity": MazeSanity(n_inputs=8, n_check_inputs=60),
         "maze_preference": MazePreference(n_pairs=64, few_pairs=16, n_seeds=1),
-        "maze_pref_retrain": MazePrefRetrain(total_timesteps=256, n_eval_episodes=3),
+        "maze_pref_retrain": MazePrefRetrain(total_timesteps=256, n_eval_episodes=3, n_seeds=1),
         "maze_retrain": MazeRetrain(total_timesteps=512, n_seeds=1, eval_freq=256, n_eval_episodes=3),
         "atari_expert": AtariExpert(total_timesteps=2_048, eval_freq=1_024, n_eval_episodes=2),
         "atari_dataset": AtariDataset(n_train=32, n_test=16, max_steps=40_000, n_screens=8),
         "atari_reward_model": AtariRewardModel(epochs=5, n_seeds=2),
         "atari_saliency": AtariSaliency(n_frames=8),
-        "atari_figure5": AtariFigure5(n_steps=200),
+        "atari_figure5": AtariFigure5(n_steps=200, n_plays=2),
         "atari_sanity": AtariSanity(n_frames=2, n_share_frames=4, ig_steps=32),
         "atari_retrain": AtariRetrain(total_timesteps=2_048, eval_freq=1_024, n_eval_episodes=1,
                                       games=("Breakout",), rewards=("true", "learned_shown"), n_onpolicy_steps=128),
@@ -221,6 +223,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "maze_counterfactuals": MazeCounterfactuals(max_placements=81),
         "maze_sanity": MazeSanity(n_inputs=64),
         "maze_preference": MazePreference(n_pairs=3_000, few_pairs=100),
+        # 20 models x 3 PPO seeds of 20k steps (~20 s each alone on a 2-core CPU): ~10 min with 2 jobs
         "maze_pref_retrain": MazePrefRetrain(total_timesteps=20_000),
         "maze_retrain": MazeRetrain(total_timesteps=30_000, n_seeds=5, eval_freq=1_000),
         # 750k steps: 28.5 min for both games side by side, measured (11 min of it beside a test run; ~600 env-steps/s
@@ -230,7 +233,7 @@ SIZES: dict[str, dict[str, Any]] = {
         # 3e-4, not the paper's 1e-3: the reproducing page measures what 1e-3 does to the Seaquest model each build
         "atari_reward_model": AtariRewardModel(epochs=10, learning_rate=3e-4),
         "atari_saliency": AtariSaliency(n_frames=100),
-        "atari_figure5": AtariFigure5(n_steps=200),
+        "atari_figure5": AtariFigure5(n_steps=200, n_plays=6),
         "atari_sanity": AtariSanity(n_frames=8, n_share_frames=100),
         # 98 rollouts of 8 x 128 steps (>= 100k), 2 seeds: 24 cells of 3.0-3.6 min, two at a time: 40.7 min measured
         # (was 47.3 before the extractor scaled raw bytes itself; the learned-reward cells run the reward CNN per step)
@@ -250,7 +253,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "atari_dataset": AtariDataset(n_train=50_000, n_test=25_000, max_steps=20_000_000),
         "atari_reward_model": AtariRewardModel(epochs=5),
         "atari_saliency": AtariSaliency(n_frames=1_000),
-        "atari_figure5": AtariFigure5(n_steps=200),
+        "atari_figure5": AtariFigure5(n_steps=200, n_plays=10),
         "atari_sanity": AtariSanity(n_frames=32, n_share_frames=1_000, ig_steps=32),
         "atari_retrain": AtariRetrain(total_timesteps=10_000_000, eval_freq=250_000, n_eval_episodes=10, n_seeds=3,
                                       n_onpolicy_steps=20_000),
