@@ -89,15 +89,17 @@ def _param(model: nn.Module) -> tuple[torch.dtype, torch.device]:
 
 
 def gradient_saliency(model: nn.Module, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """|dR/dx| for every input of ``model`` (e.g. ``(s, s')`` of the maze model), one tensor per input.
+    """|dR/dx| for every input of ``model`` (e.g. ``(s, s')`` of the maze model), one CPU tensor per input.
 
-    Inputs are cast to float; the model is put in eval mode (captum ``Saliency``).
+    Inputs (tensors or arrays, on any device) are moved to the model's device, integer ones cast to its float dtype;
+    the model is put in eval mode (captum ``Saliency``).
     """
     model.eval()
-    xs = tuple(x.detach().to(torch.get_default_dtype() if not x.is_floating_point() else x.dtype)
-               .requires_grad_(True) for x in inputs)
+    dtype, device = _param(model)
+    xs = tuple(torch.as_tensor(x).detach() for x in inputs)  # float inputs keep their dtype; others take the model's
+    xs = tuple(x.to(device=device, dtype=x.dtype if x.is_floating_point() else dtype).requires_grad_(True) for x in xs)
     attr = Saliency(model).attribute(xs if len(xs) > 1 else xs[0], abs=True)
-    return tuple(a.detach() for a in attr) if isinstance(attr, tuple) else (attr.detach(),)
+    return tuple(a.detach().cpu() for a in (attr if isinstance(attr, tuple) else (attr,)))
 
 
 def _squeeze(x: np.ndarray, single: bool) -> np.ndarray:

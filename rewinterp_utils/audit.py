@@ -177,7 +177,7 @@ def load_audited(spec: str, env_id: str) -> RewardModel:
                          "saved with save_model, or package.module:factory")
     else:
         try:
-            model = load_model(Path(spec), "cpu")
+            model = load_model(Path(spec))  # onto REWINTERP_DEVICE, as every other model
         except Exception as e:  # noqa: BLE001 - torch raises many kinds for a file that is not a model
             raise ValueError(f"model file {spec} does not load ({type(e).__name__}: {str(e).splitlines()[0][:160]}); expected "
                              "a reward-model file saved with save_model") from None

@@ -171,6 +171,16 @@ class AtariRewardCNN(RewardModel):
             x = x.permute(0, 3, 1, 2)
         return self.head(self.features(x / 255.0)).squeeze(-1)
 
+    def feature_activations(self, obs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """The 512 Nature-CNN features of each ``(N, 84, 84, n_stack)`` uint8 stack, ``(N, 512)`` float32 on the CPU:
+        computed on the model's device, ``batch_size`` stacks at a time, without gradients."""
+        device = self.head.weight.device
+        with torch.no_grad():
+            return np.concatenate([
+                self.features(torch.as_tensor(np.asarray(obs[i:i + batch_size]), device=device)
+                              .permute(0, 3, 1, 2).to(self.head.weight.dtype) / 255.0).float().cpu().numpy()
+                for i in range(0, len(obs), batch_size)]) if len(obs) else np.zeros((0, 512), np.float32)
+
     def config(self) -> dict[str, Any]:
         """``n_stack`` and ``size``."""
         return {"n_stack": self.n_stack, "size": self.size}
