@@ -6,6 +6,10 @@ and calls one of the verdict functions here, which return a :class:`Verdict`: on
 the noise says so instead of flipping from one machine to the next. :class:`Claim` rows, built with keyword arguments, become the chapter's claims table (glued into the book and
 saved as ``claims.csv`` for the results page by :func:`save_claims`, which takes the chapter from the stage).
 
+No interval collapses to a point: values that are all equal (one value, in effect) decide nothing. A bounded or 0/1
+outcome (a success rate, a return at its ceiling of 1) is judged on the episodes behind it instead
+(:func:`episode_rates`, :func:`rate_verdict`, :func:`rate_not_below`: Wilson and Newcombe intervals), and a value
+crossed over two sources of noise (model seeds x plays of a game) on both (:func:`crossed_verdict`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm as normal
 from scipy.stats import t as student_t
 
 CLAIMS_FILE = "claims.csv"
@@ -28,7 +33,7 @@ HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "undecided"
 
 CONFIDENCE = 0.90
 """Two-sided confidence of the intervals over seeds that verdicts are decided on (Student-t intervals of a mean,
-Welch's for a difference of means)."""
+Welch's for a difference of means, Wilson's for a success rate, Newcombe's for a difference of two)."""
 
 
 class Verdict(NamedTuple):
@@ -75,9 +80,11 @@ def _t(df: float) -> float:
 
 
 def mean_interval(values: Iterable[float]) -> tuple[float, float]:
-    """The :data:`CONFIDENCE` Student-t interval of the mean over seeds; ``(nan, nan)`` for one seed."""
+    """The :data:`CONFIDENCE` Student-t interval of the mean over seeds; ``(nan, nan)`` (no interval) for one
+    seed, and for values that are all equal: their zero spread would give a point, ``[x, x]``, that no threshold
+    can straddle (bounded or 0/1 outcomes at a ceiling do this: judge them on their episodes, :func:`rate_verdict`)."""
     v = as_values(values)
-    if len(v) < 2:
+    if len(v) < 2 or np.ptp(v) == 0:
         return math.nan, math.nan
     half = _t(len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
     return float(v.mean() - half), float(v.mean() + half)
@@ -86,27 +93,64 @@ def mean_interval(values: Iterable[float]) -> tuple[float, float]:
 def _interval_text(lo: float, hi: float, n: int, unit: str = "seed") -> str:
     if n < 2:
         return f"1 {unit}: no interval"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{n} {unit}s, all equal: no spread, no interval"
     return f"{CONFIDENCE:.0%} interval [{lo:.3g}, {hi:.3g}] ({n} {unit}s)"
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}{'s' if n != 1 else ''}"
 
 
 def _by_ends(ok_lo: bool, ok_hi: bool) -> str:
     return HOLDS if ok_lo and ok_hi else FAILS if not (ok_lo or ok_hi) else UNDECIDED
 
 
+def _decide(lo: float, hi: float, test: Callable[[np.ndarray], np.ndarray]) -> str:
+    """:func:`_by_ends` of ``test`` at both ends of ``[lo, hi]``; *undecided* when there is no interval (NaN)."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return UNDECIDED
+    ok = np.asarray(test(np.array([lo, hi])), dtype=bool)
+    return _by_ends(bool(ok[0]), bool(ok[1]))
+
+
 def interval_verdict(values: Iterable[float], test: Callable[[np.ndarray], np.ndarray], says: str,
                      unit: str = "seed") -> Verdict:
     """Decide a threshold claim on the :data:`CONFIDENCE` interval of the mean over seeds: *holds* when ``test``
     (a threshold on one value, e.g. ``lambda x: x < 0.01``, stated in words by ``says``) holds at both ends of the
-    interval, *does not hold* when at neither, *undecided* when the interval straddles the threshold or there is
-    only one seed."""
+    interval, *does not hold* when at neither, *undecided* when the interval straddles the threshold, there is
+    only one seed, or every seed gives the same value (no spread: :func:`mean_interval`)."""
     v = as_values(values)
     lo, hi = mean_interval(v)
     criterion = (f"holds: {says} over the whole {CONFIDENCE:.0%} interval of the mean over {unit}s (does not hold: "
-                 f"nowhere on it; undecided: the interval straddles the threshold, or one {unit})")
-    if len(v) < 2:
-        return Verdict(UNDECIDED, criterion, _interval_text(lo, hi, 1, unit))
-    ok = np.asarray(test(np.array([lo, hi])), dtype=bool)
-    return Verdict(_by_ends(bool(ok[0]), bool(ok[1])), criterion, _interval_text(lo, hi, len(v), unit))
+                 f"nowhere on it; undecided: the interval straddles the threshold, one {unit}, or all {unit}s "
+                 "equal)")
+    return Verdict(_decide(lo, hi, test), criterion, _interval_text(lo, hi, len(v), unit))
+
+
+def crossed_verdict(values: Iterable[Iterable[float]], test: Callable[[np.ndarray], np.ndarray], says: str,
+                    units: tuple[str, str] = ("model seed", "play")) -> Verdict:
+    """Decide a threshold claim on a table of values crossed over two sources of noise (rows: ``units[0]``, e.g.
+    model seeds; columns: ``units[1]``, e.g. plays of the game, the same plays for every row), on a
+    :data:`CONFIDENCE` Student-t interval of the grand mean whose squared standard error adds both sources': that
+    of the rows' means (over model seeds) and that of the columns' means (over plays), on the smaller of their
+    degrees of freedom (conservative). Neither source's noise is left out: the plays every model shares move every
+    row together, which the rows' spread alone would miss. *Undecided* when the interval straddles the threshold,
+    or either way has fewer than two values or no spread (as :func:`mean_interval`)."""
+    table = np.asarray([as_values(row, units[0]) for row in values], dtype=float)
+    if table.ndim != 2 or table.size == 0:
+        raise ValueError(f"crossed_verdict needs one row per {units[0]} of equally many {units[1]}s")
+    criterion = (f"holds: {says} over the whole {CONFIDENCE:.0%} interval of the mean over {units[0]}s x "
+                 f"{units[1]}s (Student-t, its variance the sum of those of the means over {units[0]}s and over "
+                 f"{units[1]}s; does not hold: nowhere on it; undecided: it straddles the threshold, fewer than two "
+                 f"{units[0]}s or {units[1]}s, or no spread)")
+    shape = f"{_count(table.shape[0], units[0])} x {_count(table.shape[1], units[1])}"
+    means = (table.mean(1), table.mean(0))
+    if min(table.shape) < 2 or any(np.ptp(m) == 0 for m in means):
+        return Verdict(UNDECIDED, criterion, f"{shape}: no interval")
+    half = _t(min(table.shape) - 1) * math.sqrt(sum(m.var(ddof=1) / len(m) for m in means))
+    lo, hi = float(table.mean() - half), float(table.mean() + half)
+    return Verdict(_decide(lo, hi, test), criterion, f"{CONFIDENCE:.0%} interval [{lo:.3g}, {hi:.3g}] ({shape})")
 
 
 def exact_verdict(ok: bool, says: str) -> Verdict:
@@ -116,45 +160,60 @@ def exact_verdict(ok: bool, says: str) -> Verdict:
 
 
 def errs_like_paper(values: Iterable[float], paper: float, true: float) -> Verdict:
-    """For a counterfactual whose true reward is ``true``: *holds* when the interval of the mean over seeds lies
-    on the side of ``true`` where the paper's model erred (``paper``), *does not hold* when it lies on the other
-    side, *undecided* when it contains ``true`` (or one seed)."""
+    """For a counterfactual whose true reward is ``true``: does the model err as the paper's did (``paper``), in
+    direction and size? *Holds* when the interval of the mean over seeds lies past the midpoint between ``true``
+    and ``paper``, on the paper's side (closer to the paper's value than to the truth), *does not hold* when it
+    lies wholly on the truth's side of the midpoint (a model that is right, nearly right or wrong the other way),
+    *undecided* when it straddles the midpoint (or one seed, or no spread)."""
     if paper == true:
         raise ValueError(f"the paper's value {paper:g} equals the true reward: it did not err")
-    up = paper > true
-    return interval_verdict(values, (lambda x: x > true) if up else (lambda x: x < true),
-                            f"the model errs {'above' if up else 'below'} the true reward ({true:g}), as the "
-                            f"paper's did ({paper:g})")
+    up, mid = paper > true, (paper + true) / 2
+    return interval_verdict(values, (lambda x: x > mid) if up else (lambda x: x < mid),
+                            f"the model errs {'above' if up else 'below'} the true reward ({true:g}) as the paper's "
+                            f"did ({paper:g}), past the midpoint between them ({'>' if up else '<'} {mid:.4g})")
 
 
-def _difference(va: np.ndarray, vb: np.ndarray) -> tuple[float, float, str]:
-    """The :data:`CONFIDENCE` Welch interval of mean(a) - mean(b) and its text (both sides need two seeds)."""
+def _difference(va: np.ndarray, vb: np.ndarray) -> tuple[float, float]:
+    """The :data:`CONFIDENCE` Welch interval of mean(a) - mean(b) (both sides need two seeds); ``(nan, nan)`` when
+    neither side has any spread (the interval would be a point)."""
     qa, qb = va.var(ddof=1) / len(va), vb.var(ddof=1) / len(vb)
+    if qa + qb == 0:
+        return math.nan, math.nan
     se = math.sqrt(qa + qb)
-    df = (qa + qb) ** 2 / (qa ** 2 / (len(va) - 1) + qb ** 2 / (len(vb) - 1)) if se > 0 else 1.0
+    df = (qa + qb) ** 2 / (qa ** 2 / (len(va) - 1) + qb ** 2 / (len(vb) - 1))
     d = float(va.mean() - vb.mean())
-    lo, hi = d - _t(df) * se, d + _t(df) * se
-    return lo, hi, f"{CONFIDENCE:.0%} interval of the difference [{lo:.3g}, {hi:.3g}] ({len(va)} and {len(vb)} seeds)"
+    return d - _t(df) * se, d + _t(df) * se
+
+
+def _compare_says(what_a: str, what_b: str, margin: float, claim_below: bool) -> str:
+    return f"{what_a} {'below' if claim_below else 'not below'} {what_b}" + (
+        f" by more than {margin:g}" if margin else "")
+
+
+def _compare_outcome(lo: float, hi: float, margin: float, claim_below: bool) -> str:
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return UNDECIDED
+    return _by_ends(*((lo < -margin, hi < -margin) if claim_below else (lo >= -margin, hi >= -margin)))
 
 
 def _compare(a: Sequence[float], b: Sequence[float], what_a: str, what_b: str, margin: float,
              claim_below: bool) -> Verdict:
     va, vb = as_values(a, what_a), as_values(b, what_b)
-    says = (f"{what_a} below {what_b}" + (f" by more than {margin:g}" if margin else "") if claim_below
-            else f"{what_a} not below {what_b}" + (f" by more than {margin:g}" if margin else ""))
-    criterion = (f"holds: {says} over the whole {CONFIDENCE:.0%} interval of the difference of means over seeds "
-                 f"(does not hold: nowhere on it; undecided: the interval straddles it, or one seed on a side)")
+    criterion = (f"holds: {_compare_says(what_a, what_b, margin, claim_below)} over the whole {CONFIDENCE:.0%} "
+                 "interval of the difference of means over seeds (does not hold: nowhere on it; undecided: the "
+                 "interval straddles it, one seed on a side, or no spread on either side)")
     if len(va) < 2 or len(vb) < 2:
         return Verdict(UNDECIDED, criterion, f"1 seed on a side ({len(va)} and {len(vb)}): no interval")
-    lo, hi, text = _difference(va, vb)
-    ends = (lo < -margin, hi < -margin) if claim_below else (lo >= -margin, hi >= -margin)
-    return Verdict(_by_ends(*ends), criterion, text)
+    lo, hi = _difference(va, vb)
+    text = (f"{CONFIDENCE:.0%} interval of the difference [{lo:.3g}, {hi:.3g}] ({len(va)} and {len(vb)} seeds)"
+            if np.isfinite(lo) else f"{len(va)} and {len(vb)} seeds, each side all equal: no spread, no interval")
+    return Verdict(_compare_outcome(lo, hi, margin, claim_below), criterion, text)
 
 
 def below(a: Sequence[float], b: Sequence[float], what_a: str, what_b: str, margin: float = 0.0) -> Verdict:
     """Is ``a`` (one value per seed) below ``b``? On the :data:`CONFIDENCE` Welch interval of mean(a) - mean(b):
     *holds* when it lies under ``-margin``, *does not hold* when it lies at or above ``-margin``, *undecided* when
-    it straddles ``-margin`` or a side has a single seed (no spread to judge by)."""
+    it straddles ``-margin``, a side has a single seed, or neither side has any spread (no interval)."""
     return _compare(a, b, what_a, what_b, margin, claim_below=True)
 
 
@@ -162,6 +221,118 @@ def not_below(a: Sequence[float], b: Sequence[float], what_a: str, what_b: str, 
     """The claim "``a`` does as well as ``b``, within ``margin``": :func:`below`'s interval with holds and does
     not hold swapped (*holds* when the whole interval of mean(a) - mean(b) is at or above ``-margin``)."""
     return _compare(a, b, what_a, what_b, margin, claim_below=False)
+
+
+# -- success rates: bounded and 0/1 outcomes, judged on the episodes behind them ---------------------------
+class Rates(NamedTuple):
+    """Successes and trials (episodes) per seed, from :func:`episode_rates`."""
+
+    successes: np.ndarray  #: one count per seed
+    trials: np.ndarray  #: one count per seed, each at least 1
+
+    @property
+    def per_seed(self) -> np.ndarray:
+        """Each seed's success rate."""
+        return self.successes / self.trials
+
+    @property
+    def pooled(self) -> tuple[int, int]:
+        """Successes and trials over every seed."""
+        return int(self.successes.sum()), int(self.trials.sum())
+
+
+def episode_rates(episodes: Iterable[Iterable[float]], name: str = "episodes") -> Rates:
+    """:class:`Rates` from one sequence of 0/1 outcomes per seed (e.g. each evaluation episode's true return in a
+    maze that pays 1 for reaching a goal and ends there); ``ValueError`` naming ``name`` for a value other than 0
+    or 1, or a seed with no episode."""
+    seeds = [np.asarray(list(e), dtype=float).ravel() for e in episodes]
+    if not seeds or any(len(e) == 0 for e in seeds):
+        raise ValueError(f"{name}: need at least one episode per seed and one seed, got {[len(e) for e in seeds]}")
+    bad = sorted({float(x) for e in seeds for x in e if x not in (0.0, 1.0)})
+    if bad:
+        raise ValueError(f"{name}: outcomes must be 0 or 1 (a success rate), got {bad[:5]}")
+    return Rates(np.array([e.sum() for e in seeds]), np.array([len(e) for e in seeds]))
+
+
+def _z() -> float:
+    return float(normal.ppf(0.5 + CONFIDENCE / 2))
+
+
+def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
+    """The :data:`CONFIDENCE` Wilson score interval of a success rate: every rate p with
+    ``|successes / trials - p| <= z * sqrt(p (1 - p) / trials)``. Never a point: 10 of 10 gives
+    ``[10 / (10 + z^2), 1]``."""
+    if not 0 <= successes <= trials or trials < 1:
+        raise ValueError(f"need 0 <= successes <= trials and trials >= 1, got {successes} of {trials}")
+    z2, p = _z() ** 2, successes / trials
+    centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
+    half = math.sqrt(z2 * p * (1 - p) / trials + z2 ** 2 / (4 * trials ** 2)) / (1 + z2 / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _hull(*intervals: tuple[float, float]) -> tuple[float, float]:
+    """The smallest interval holding every defined (finite) one of ``intervals``."""
+    ok = [(lo, hi) for lo, hi in intervals if np.isfinite(lo) and np.isfinite(hi)]
+    return min(lo for lo, _ in ok), max(hi for _, hi in ok)
+
+
+def rate_interval(rates: Rates) -> tuple[float, float]:
+    """The interval a success rate over seeds is judged on: the hull of the :data:`CONFIDENCE` Wilson interval
+    of the episodes pooled over seeds (the binomial noise, never a point) and the Student-t interval of the mean
+    of the seeds' rates (the seed-to-seed spread, :func:`mean_interval`; left out when every seed agrees)."""
+    return _hull(wilson_interval(*rates.pooled), mean_interval(rates.per_seed))
+
+
+def _rates_text(rates: Rates) -> str:
+    s, n = rates.pooled
+    return f"{s} of {n} episodes, {_count(len(rates.trials), 'seed')}"
+
+
+def rate_verdict(rates: Rates, test: Callable[[np.ndarray], np.ndarray], says: str) -> Verdict:
+    """Decide a threshold claim on a success rate (a bounded 0/1 outcome, e.g. the final true return of maze
+    agents) on :func:`rate_interval`: *holds* when ``test`` holds at both ends, *does not hold* at neither,
+    *undecided* when it straddles the threshold or there is one seed (the seed-to-seed spread is unknown)."""
+    criterion = (f"holds: {says} over the whole {CONFIDENCE:.0%} interval of the success rate over seeds (the hull "
+                 "of the Wilson interval of the episodes pooled over seeds and the Student-t interval of the mean "
+                 "of the seeds' rates; does not hold: nowhere on it; undecided: it straddles the threshold, or one "
+                 "seed)")
+    if len(rates.trials) < 2:
+        return Verdict(UNDECIDED, criterion, f"1 seed ({_rates_text(rates)}): no interval over seeds")
+    lo, hi = rate_interval(rates)
+    return Verdict(_decide(lo, hi, test), criterion,
+                   f"{CONFIDENCE:.0%} interval [{lo:.3g}, {hi:.3g}] ({_rates_text(rates)})")
+
+
+def newcombe_interval(a: tuple[int, int], b: tuple[int, int]) -> tuple[float, float]:
+    """The :data:`CONFIDENCE` interval of the difference of two success rates, ``a`` and ``b`` as (successes,
+    trials), by Newcombe's hybrid score method (his method 10) from their :func:`wilson_interval` ends."""
+    (la, ua), (lb, ub) = wilson_interval(*a), wilson_interval(*b)
+    pa, pb = a[0] / a[1], b[0] / b[1]
+    d = pa - pb
+    return d - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2), d + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2)
+
+
+def _rate_compare(a: Rates, b: Rates, what_a: str, what_b: str, margin: float, claim_below: bool) -> Verdict:
+    criterion = (f"holds: {_compare_says(what_a, what_b, margin, claim_below)} over the whole {CONFIDENCE:.0%} "
+                 "interval of the difference of success rates (the hull of Newcombe's interval on the episodes "
+                 "pooled over seeds and the Welch interval over the seeds' rates; does not hold: nowhere on it; "
+                 "undecided: it straddles it, or one seed on a side)")
+    text = f"{what_a}: {_rates_text(a)}; {what_b}: {_rates_text(b)}"
+    if len(a.trials) < 2 or len(b.trials) < 2:
+        return Verdict(UNDECIDED, criterion, f"1 seed on a side ({text}): no interval over seeds")
+    lo, hi = _hull(newcombe_interval(a.pooled, b.pooled), _difference(a.per_seed, b.per_seed))
+    return Verdict(_compare_outcome(lo, hi, margin, claim_below), criterion,
+                   f"{CONFIDENCE:.0%} interval of the difference [{lo:.3g}, {hi:.3g}] ({text})")
+
+
+def rate_below(a: Rates, b: Rates, what_a: str, what_b: str, margin: float = 0.0) -> Verdict:
+    """:func:`below` for success rates: is ``a``'s rate below ``b``'s (by more than ``margin``)?"""
+    return _rate_compare(a, b, what_a, what_b, margin, claim_below=True)
+
+
+def rate_not_below(a: Rates, b: Rates, what_a: str, what_b: str, margin: float = 0.0) -> Verdict:
+    """:func:`not_below` for success rates: does ``a`` succeed as often as ``b``, within ``margin``?"""
+    return _rate_compare(a, b, what_a, what_b, margin, claim_below=False)
 
 
 def ratio_text(a: float, b: float) -> str:
