@@ -245,6 +245,8 @@ def test_smoke_metrics_are_finite_in_range_and_depend_on_the_seed(smoke):
         assert keys, pattern
         for k in keys:
             v = summary[k]
+            if isinstance(v, float) and math.isnan(v) and summary.get(f"{k}_n") == 0:
+                continue  # a score edit that changed no held-out stack measures nothing (its verdict: undecided)
             assert isinstance(v, (int, float)) and math.isfinite(v) and low <= v <= high, (k, v)
     for key in SEEDED:
         assert summary[key.format(n=0)] != summary[key.format(n=1)], key
