@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from rewinterp_utils.envs.atari import saliency_share, score_edit
+from rewinterp_utils.envs.atari import saliency_share, score_box, score_edit
 from rewinterp_utils.reward_models import RewardModel
 
 FAKE, FROZEN = "fake increment", "frozen score"
@@ -141,5 +141,28 @@ def mean_share(shares: np.ndarray) -> float:
     return float(np.nanmean(shares)) if np.isfinite(shares).any() else float("nan")
 
 
-__all__ = ["FAKE", "FROZEN", "Edit", "edit_effects", "mean_share", "next_rewarded_same_env", "score_edits",
-           "score_shares", "stack_times"]
+def score_box_changes(stacks: np.ndarray, reward: np.ndarray, game: str) -> pd.DataFrame:
+    """Is the score a perfect predictor of reward? Per class of stack (``rewarded``: reward != 0, ``unrewarded``),
+    the number of stacks and the share whose score box (every 84 x 84 pixel the box touches) changes between the last
+    two frames (``changes, last two frames``) and between any two consecutive frames (``changes anywhere``).
+
+    If the digits change exactly on rewarded steps, reading them is an exact rule; a change that lags the reward by a
+    step, or comes on unrewarded steps, makes it an inexact one."""
+    stacks, reward = np.asarray(stacks), np.asarray(reward)
+    if stacks.ndim != 4 or stacks.shape[-1] < 2 or len(stacks) != len(reward):
+        raise ValueError(f"need (N, 84, 84, n_stack >= 2) stacks and N rewards, got {stacks.shape} and "
+                         f"{reward.shape}")
+    rows, cols = score_box(game).obs_slices(stacks.shape[1], inner=False)
+    box = stacks[:, rows, cols, :].astype(np.int16)
+    steps = (np.diff(box, axis=-1) != 0).any(axis=(1, 2))  # (N, n_stack - 1): the box moved between frames
+    out = {}
+    for name, cls in (("rewarded", reward != 0), ("unrewarded", reward == 0)):
+        n = int(cls.sum())
+        out[name] = {"stacks": n,
+                     "changes, last two frames": float(steps[cls, -1].mean()) if n else float("nan"),
+                     "changes anywhere": float(steps[cls].any(axis=1).mean()) if n else float("nan")}
+    return pd.DataFrame(out).T.astype({"stacks": int})
+
+
+__all__ = ["FAKE", "FROZEN", "Edit", "edit_effects", "mean_share", "next_rewarded_same_env", "score_box_changes",
+           "score_edits", "score_shares", "stack_times"]

@@ -324,3 +324,35 @@ def test_the_donor_never_comes_from_a_later_game_of_the_same_sub_env():
     del data["game"]  # without the game, one game per sub-env
     step, game = stack_times(data)
     assert next_rewarded_same_env(data["reward"], step, game, np.array([0, 1, 3])).tolist() == [2, 2, 4]
+
+
+def test_score_box_changes_against_a_plain_loop():
+    """The share of stacks whose score box moves, per class, recomputed pixel by pixel over the box's pixels on the
+    84 x 84 frames; a change outside the box does not count."""
+    from rewinterp_utils.envs.atari import score_box
+    from rewinterp_utils.score_edits import score_box_changes
+
+    rng = np.random.default_rng(0)
+    stacks = np.zeros((6, 84, 84, 4), np.uint8)
+    rows, cols = score_box("Seaquest").obs_slices(84, inner=False)
+    r0, c0 = rows.start, cols.start
+    stacks[0, r0, c0, 3] = 9  # last frame only: last two and anywhere
+    stacks[1, r0, c0, 1:] = 9  # between frames 0 and 1: anywhere only
+    stacks[2, 60, 60, 3] = 9  # outside the box: no change
+    stacks[3, rows.stop - 1, cols.stop - 1, 2] = 5  # inside at the far corner: frames 1-2 and 2-3 differ
+    stacks[4:] = rng.integers(0, 2, (2, 84, 84, 1), dtype=np.uint8)  # the same frame four times: no change
+    reward = np.array([1, 1, 1, 0, 0, 0])
+    table = score_box_changes(stacks, reward, "Seaquest")
+
+    def moved(x, pairs):
+        return any((x[rows, cols, a] != x[rows, cols, a + 1]).any() for a in pairs)
+
+    for name, cls in (("rewarded", reward != 0), ("unrewarded", reward == 0)):
+        last = np.mean([moved(x, [2]) for x in stacks[cls]])
+        anywhere = np.mean([moved(x, [0, 1, 2]) for x in stacks[cls]])
+        assert table.loc[name, "changes, last two frames"] == pytest.approx(last)
+        assert table.loc[name, "changes anywhere"] == pytest.approx(anywhere)
+    assert table.loc["rewarded"].tolist() == [3, pytest.approx(1 / 3), pytest.approx(2 / 3)]
+    assert table.loc["unrewarded", "changes, last two frames"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="N rewards"):
+        score_box_changes(stacks, reward[:2], "Seaquest")
