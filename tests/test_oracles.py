@@ -117,7 +117,7 @@ def test_wrapper_s_after_an_auto_reset_atari_frame_stack():
 # ----------------------------------------------------------------------------------------- per-life returns
 def test_per_life_clipped_returns_add_up_to_the_games_clipped_total():
     actions = np.random.default_rng(4).integers(4, size=(20_000, 1))
-    venv = make_atari_venv(BREAKOUT, n_envs=1, seed=5)
+    venv = make_atari_venv(BREAKOUT, n_envs=1, seed=5, stream="eval")  # the games evaluate_atari plays
     venv.reset()
     total, lives, t = 0.0, 0, 0
     while True:  # a plain loop over one whole game
