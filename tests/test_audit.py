@@ -13,7 +13,7 @@ import torch
 from rewinterp_utils import audit
 from rewinterp_utils.claims import FAILS, HOLDS, UNDECIDED
 from rewinterp_utils.envs.maze_transitions import maze_transitions
-from rewinterp_utils.reward_models import AtariRewardCNN, MazeRewardMLP, save_model
+from rewinterp_utils.reward_models import AtariRewardCNN, MazeRewardMLP, as_reward_model, save_model
 
 COINFLIP = "EmptyMaze-10x10-CoinFlipGoal-v3"
 TRUE, RULE = "rewinterp_utils.audit:true_reward_model", "rewinterp_utils.audit:paper_rule_model"
@@ -48,11 +48,11 @@ def test_counterfactuals_and_unit_checks_give_what_the_rule_must(spec):
 def test_heldout_error_by_class_and_the_overview():
     s = np.zeros((4, 11, 11), np.uint8)
     data = {"s": s, "s_next": s, "reward": np.array([1.0, 0.0, 0.0, 0.0])}
-    half = audit.as_reward_model(lambda a, b: np.full(len(a), 0.5))
+    half = as_reward_model(lambda a, b: np.full(len(a), 0.5))
     table, claims = audit.heldout_audit(half, data)
     assert table.loc["rewarded", "MSE"] == pytest.approx(0.25) and table.loc["unrewarded", "MSE"] == pytest.approx(0.25)
     assert table.loc["rewarded", "transitions"] == 1 and claims[0].verdict.outcome == FAILS
-    exact = audit.as_reward_model(lambda a, b: np.array([1.0, 0.0, 0.0, 0.0])[: len(a)])
+    exact = as_reward_model(lambda a, b: np.array([1.0, 0.0, 0.0, 0.0])[: len(a)])
     assert audit.heldout_audit(exact, data)[1][0].verdict.outcome == HOLDS
     view = audit.overview({"a": claims, "b": audit.heldout_audit(exact, data)[1]})
     assert list(view["verdict"]) == [FAILS, HOLDS] and "heldout: MSE" in view.loc["a", "not holding"]
@@ -80,7 +80,7 @@ def test_the_held_out_rank_audit_fails_an_inverted_model_and_ignores_scale_and_s
                "constant": [0.5] * 4, "one tie": [0.2, 0.2, 0.0, 0.0]}
     got = {}
     for name, out in outputs.items():
-        table, claims = audit.heldout_rank_audit(audit.as_reward_model(lambda a, b, out=out: np.array(out)), data)
+        table, claims = audit.heldout_rank_audit(as_reward_model(lambda a, b, out=out: np.array(out)), data)
         got[name] = (table.loc["rewarded", audit.RANK], claims[0].verdict.outcome)
         assert table.loc["unrewarded", audit.RANK] == pytest.approx(1 - got[name][0])
     assert got == {"exact": (1.0, HOLDS), "rescaled": (1.0, HOLDS), "inverted": (0.0, FAILS),
@@ -91,7 +91,7 @@ def _pays(values: np.ndarray):
     """A maze reward paying ``values[i]`` on the i-th enumerated CoinFlip transition (looked up by its grids)."""
     t = maze_transitions(COINFLIP)
     index = {(a.tobytes(), b.tobytes()): i for i, (a, b) in enumerate(zip(t["s"], t["s_next"]))}
-    return audit.as_reward_model(lambda s, n: np.array([values[index[(a.tobytes(), b.tobytes())]]
+    return as_reward_model(lambda s, n: np.array([values[index[(a.tobytes(), b.tobytes())]]
                                                         for a, b in zip(s, n)]))
 
 
@@ -145,7 +145,7 @@ def test_sign_scale_and_shift_each_audit_concludes_what_it_must(name):
     t = maze_transitions(COINFLIP)
     test = {"s": t["s"], "s_next": t["s_next"], "reward": t["reward"].astype(np.float64)}
     sign, scale, shift = {"R*": (1, 1, 0), "-R*": (-1, 1, 0), "0.01 R* + 3": (1, 0.01, 3)}[name]
-    model = audit.as_reward_model(lambda s, n: sign * scale * maze_true_reward(s, n) + shift)
+    model = as_reward_model(lambda s, n: sign * scale * maze_true_reward(s, n) + shift)
     result = audit.audit_model(model, audit.load_reference(None, COINFLIP), test, COINFLIP, max_placements=8,
                                n_check_inputs=60, n_saliency_inputs=6, threshold=0.5, gamma=0.97)
     got = {c.key: c.verdict.outcome for group in result.groups.values() for c in group}
@@ -303,7 +303,7 @@ def test_retraining_on_the_true_reward_reaches_the_goal_and_on_a_silent_model_do
 
     cfg = MazeRetrain(total_timesteps=30_000, n_seeds=1, eval_freq=10_000, n_eval_episodes=10)
     truth = audit.load_audited(TRUE, COINFLIP)
-    silent = audit.as_reward_model(lambda s, s_next: np.zeros(len(s)))
+    silent = as_reward_model(lambda s, s_next: np.zeros(len(s)))
     curve, claims = audit.retrain_audit(truth, COINFLIP, cfg)
     assert list(curve["timesteps"]) == [10_000, 20_000, 30_000] and claims[0].verdict.outcome == HOLDS
     curve, claims = audit.retrain_audit(silent, COINFLIP, cfg)

@@ -55,7 +55,7 @@ def test_the_feature_probe_moves_its_inputs_to_the_model():
 def test_the_audit_loads_a_model_onto_the_chosen_device(tmp_path, monkeypatch):
     """``rewinterp audit`` loads a saved model where ``REWINTERP_DEVICE`` says (``meta`` stands in for a GPU), not
     always on the CPU."""
-    from rewinterp_utils import audit, reward_models
+    from rewinterp_utils import audit, audit_inputs, reward_models
     from rewinterp_utils.reward_models import MazeRewardMLP, save_model
 
     save_model(MazeRewardMLP(), tmp_path / "m.pt")
@@ -66,6 +66,6 @@ def test_the_audit_loads_a_model_onto_the_chosen_device(tmp_path, monkeypatch):
         devices.append(device)
         return real(path, "cpu")
 
-    monkeypatch.setattr(audit, "load_model", spy)
+    monkeypatch.setattr(audit_inputs, "load_model", spy)
     audit.load_audited(str(tmp_path / "m.pt"), "EmptyMaze-10x10-CoinFlipGoal-v3")
     assert devices == [None]  # None: load_model's default, REWINTERP_DEVICE
