@@ -107,7 +107,7 @@ def train_agent(env_id: str, cfg: Any, seed: int, reward: RewardModel | None = N
         ppo.learn(cfg.total_timesteps, callback=[evaluation, *(callbacks or [])])
     finally:
         venv.close()
-        if not atari and scratch is not None:
+        if scratch is not None:
             scratch.cleanup()
     if not atari and not evaluation.eval_freq:
         from stable_baselines3.common.evaluation import evaluate_policy
