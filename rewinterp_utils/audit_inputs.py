@@ -117,15 +117,22 @@ def _check_atari_fits(model: RewardModel, target: AuditTarget, name: str) -> Rew
     if tuple(model.inputs) != ("s_next",):
         raise ValueError(f"{name} reads {', '.join(model.inputs)}; an Atari reward model reads s' only, stacks of "
                          f"shape (n, {', '.join(map(str, ATARI_SHAPE))}) uint8 (a maze model reads s, s_next)")
-    stacks = np.zeros((8, *ATARI_SHAPE), np.uint8)
-    try:
-        r = np.asarray(model.predict(stacks), dtype=np.float64)
-    except Exception as e:  # noqa: BLE001 - a plain function may raise anything on the wrong input
-        raise ValueError(f"{name} does not fit {target.env_id}: expected it to take stacks of shape (n, "
-                         f"{', '.join(map(str, ATARI_SHAPE))}); it raised {type(e).__name__}: {str(e)[:300]}") from None
-    if r.shape != (8,) or not np.isfinite(r).all():
-        raise ValueError(f"{name} must return one finite reward per stack, shape (8,), got {r.shape}: {r}")
+    _try_rewards(model, (np.zeros((8, *ATARI_SHAPE), np.uint8),), name, target.env_id,
+                 f"stacks of shape (n, {', '.join(map(str, ATARI_SHAPE))})", "stack")
     return model
+
+
+def _try_rewards(model: RewardModel, inputs: tuple[np.ndarray, ...], name: str, env_id: str, takes: str,
+                 per: str) -> None:
+    """Run ``model`` on 8 sample ``inputs``; ``ValueError`` when it raises (naming what it should ``take``) or does
+    not return one finite reward per ``per``."""
+    try:
+        r = np.asarray(model.predict(*inputs), dtype=np.float64)
+    except Exception as e:  # noqa: BLE001 - a plain function may raise anything on the wrong input
+        raise ValueError(f"{name} does not fit {env_id}: expected it to take {takes}; it raised "
+                         f"{type(e).__name__}: {str(e)[:300]}") from None
+    if r.shape != (8,) or not np.isfinite(r).all():
+        raise ValueError(f"{name} must return one finite reward per {per}, shape (8,), got {r.shape}: {r}")
 
 
 def check_fits(model: RewardModel, env_id: str, name: str = "the model") -> RewardModel:
@@ -139,13 +146,8 @@ def check_fits(model: RewardModel, env_id: str, name: str = "the model") -> Rewa
     if tuple(model.inputs) != ("s", "s_next"):
         raise ValueError(f"{name} reads {', '.join(model.inputs)}; a maze reward model reads (s, s_next), two "
                          f"grids of shape {grid} (an Atari model reads s' only)")
-    try:
-        r = np.asarray(model.predict(t["s"][:8], t["s_next"][:8]), dtype=np.float64)
-    except Exception as e:  # noqa: BLE001 - a plain function may raise anything on the wrong input
-        raise ValueError(f"{name} does not fit {env_id}: expected it to take s and s_next of shape "
-                         f"(n, {grid[0]}, {grid[1]}); it raised {type(e).__name__}: {str(e)[:300]}") from None
-    if r.shape != (8,) or not np.isfinite(r).all():
-        raise ValueError(f"{name} must return one finite reward per transition, shape (8,), got {r.shape}: {r}")
+    _try_rewards(model, (t["s"][:8], t["s_next"][:8]), name, env_id,
+                 f"s and s_next of shape (n, {grid[0]}, {grid[1]})", "transition")
     return model
 
 
