@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PROFILE ?= default
+# what pip installs first: the pinned CPU build by default; a user may point it at another index or a wheel file
+TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rewinterp-installed
 
@@ -13,7 +15,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[book,test]"
 	touch $@
 
@@ -24,7 +26,7 @@ book: run
 	$(BIN)/rewinterp book --profile $(PROFILE)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadgroup tests
+	$(BIN)/python -m pytest -n auto --dist loadgroup --no-loadscope-reorder tests
 
 clean:
 	rm -rf _build artifacts

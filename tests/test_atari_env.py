@@ -7,6 +7,7 @@ import dataclasses
 import gymnasium as gym
 import numpy as np
 import pytest
+from helpers import random_stacks as stacks
 
 from rewinterp_utils.envs.atari import (
     ATARI_IDS,
@@ -205,10 +206,6 @@ def test_errors():
 
 
 # ------------------------------------------------------------------------------- score box on observations
-def stacks(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=(n, 84, 84, 4), dtype=np.uint8)
-
-
 @pytest.mark.parametrize("game", list(SCORE_BOXES))
 def test_saliency_share_and_area(game):
     rs, cs = SCORE_BOXES[game].obs_slices(84, inner=False)

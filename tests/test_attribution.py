@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import random_stacks as stacks
 from torch import nn
 
 from rewinterp_utils.attribution import (
@@ -19,7 +20,6 @@ from rewinterp_utils.attribution import (
     upsample_saliency,
 )
 from rewinterp_utils.reward_models import RewardModel
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -51,10 +51,6 @@ class RegionLinear(RewardModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x.to(self.w.dtype) * self.w).sum(dim=(1, 2, 3))
-
-
-def stacks(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=(n, 84, 84, 4), dtype=np.uint8)
 
 
 # ------------------------------------------------------------------------------------------- occlusion

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import plant_notebooks
+
 from rewinterp_utils.pipeline import artifacts as art
 from rewinterp_utils.pipeline import profiles, stages
 from rewinterp_utils.pipeline.codehash import package_hash, size_reads
@@ -19,15 +19,6 @@ from rewinterp_utils.pipeline.stages import STAGES, get_stage
 from rewinterp_utils.pipeline.summary import other_package_cells
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def root(tmp_path, monkeypatch):
-    """An empty artifact store as the runner's notebooks see it (no on-demand builds)."""
-    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
-    monkeypatch.delenv(art.HANDOFF_ENV, raising=False)
-    monkeypatch.setenv(art.RUNNER_ENV, "1")
-    return tmp_path / "artifacts"
 
 
 def make(stage: str, reads: tuple[str, ...] = (), **given) -> Path:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import random_stacks as stacks
 
 from rewinterp_utils.checks import (
     KINDS,
@@ -92,10 +93,6 @@ class BoxBlind(RewardModel):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return (obs / 255.0 * self.weight).flatten(1).sum(dim=1)
-
-
-def stacks(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (n, 84, 84, 4), dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------------------------------- maze

@@ -19,8 +19,8 @@ from pathlib import Path
 import nbformat
 import papermill as pm
 import pytest
-
 from conftest import plant_notebooks, run_notebook
+
 from rewinterp_utils.pipeline import artifacts as art
 from rewinterp_utils.pipeline import runner, stages
 from rewinterp_utils.pipeline.artifacts import StoredCell, cell_dir, is_done
@@ -294,21 +294,24 @@ def test_seed_summaries_are_the_per_seed_cells_values(smoke):
 
 
 def test_atari_reward_models_same_seed_same_metrics(smoke, tmp_path, monkeypatch):
-    """The Atari reward models, remade by the runner's workers from the same dataset in a fresh folder, give
-    identical metrics (every game, score setting and model seed)."""
+    """Atari reward models remade by the runner's workers from the same dataset in a fresh folder give identical
+    metrics: two of the build's cells, which differ in game, score setting and model seed (each remade cell
+    costs a kernel and a fit; a difference would come from the shared code, not from the cell)."""
     import threading
 
     root, _ = smoke
     for stage in ("atari_expert", "atari_dataset"):
         shutil.copytree(root / "smoke" / stage, tmp_path / "again" / "smoke" / stage)
-    cells = STAGES["atari_reward_model"].cells("smoke")
+    cells = [c for c in STAGES["atari_reward_model"].cells("smoke")
+             if (c.params["game"], c.params["score"], c.params["model_seed"]) in {("Breakout", "shown", 0),
+                                                                                  ("Seaquest", "hidden", 1)}]
     first = {c.key: StoredCell(c).metrics for c in cells}
     monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "again"))
     backend = LocalBackend(2, tmp_path / "work", {"REWINTERP_ARTIFACTS": str(tmp_path / "again"),
                                                          "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"})
     (tmp_path / "work").mkdir()
     assert not runner._execute_cells(cells, backend, threading.Event(), "again")
-    assert len(first) >= 8 and same({c.key: StoredCell(c).metrics for c in cells}, first)
+    assert len(first) == 2 and same({c.key: StoredCell(c).metrics for c in cells}, first)
 
 
 def test_book_builds_strict_with_the_figures(smoke_book):

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from helpers import random_stacks as stacks
 from torch import nn
 
 import rewinterp_utils.reward_models as rm
@@ -19,10 +20,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def grids(n: int, seed: int = 0, shape: tuple[int, int] = (11, 11)) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 4, (n, *shape)).astype(np.uint8)
-
-
-def stacks(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (n, 84, 84, 4), dtype=np.uint8)
 
 
 def loop(model: nn.Module, *arrays: np.ndarray) -> np.ndarray:
@@ -248,7 +245,11 @@ def test_load_model_refuses_pickled_objects(tmp_path):
 
 def test_fit_shuffled_atari_is_the_regression_on_permuted_rewards():
     """Oracle: the same model and fit written out by hand, with the rewards permuted by the seed's generator."""
-    from rewinterp_utils.reward_models import AtariRewardCNN, fit_regression, fit_shuffled_atari
+    from rewinterp_utils.reward_models import (
+        AtariRewardCNN,
+        fit_regression,
+        fit_shuffled_atari,
+    )
 
     rng = np.random.default_rng(3)
     obs = rng.integers(0, 256, (6, 84, 84, 4), dtype=np.uint8)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import random_stacks as stacks
 from scipy.ndimage import sobel
 from torch import nn
 
@@ -86,10 +87,6 @@ class TinyAtari(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs.float().permute(0, 3, 1, 2) / 255.0
         return self.head(torch.tanh(self.conv(x)).flatten(1)).squeeze(-1)
-
-
-def stacks(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (n, 84, 84, 4), dtype=np.uint8)
 
 
 # ------------------------------------------------------------------------------------------ randomisation

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import maze_reward_oracle as oracle
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
@@ -15,13 +16,6 @@ from rewinterp_utils.wrappers import LearnedRewardVecEnv, next_observations
 
 COINFLIP = "EmptyMaze-10x10-CoinFlipGoal-v3"
 TWOGOALS = "EmptyMaze-10x10-TwoGoals-v3"
-
-
-def oracle(s: np.ndarray, s_next: np.ndarray) -> np.ndarray:
-    """The true maze reward of a terminating variant from (s, s'): the agent's cell in s' held a goal in s."""
-    s, s_next = np.asarray(s), np.asarray(s_next)
-    assert s.shape == s_next.shape and s.ndim == 3
-    return ((s_next == AGENT) & (s == GOAL)).any(axis=(1, 2)).astype(np.float32)
 
 
 def test_oracle_itself():
