@@ -90,6 +90,22 @@ def test_notebook_bad_input_raises_valueerror_and_writes_nothing(tmp_path, monke
     assert not (tmp_path / "artifacts").exists()
 
 
+def test_an_unknown_parameter_stops_the_notebook_naming_the_valid_ones(tmp_path, monkeypatch):
+    """``papermill -p seeed 3`` (a typo) stops before anything is made, instead of running the default seed."""
+    err = failing_notebook("maze_expert", tmp_path, monkeypatch, seeed=3)
+    assert err.ename == "ValueError" and "unknown parameter 'seeed' for maze_expert.ipynb" in err.evalue
+    assert "its parameters are: profile, seed, env_id" in err.evalue
+    assert not (tmp_path / "artifacts").exists()
+
+
+def test_injected_parameters_are_read_from_papermills_cell_only():
+    from rewinterp_utils.pipeline.artifacts import injected_parameters
+
+    history = ["", "import numpy", "# Parameters\nseed = 3\nprofile = \"smoke\"\n", "x = 1"]
+    assert injected_parameters({"_ih": history}) == ["seed", "profile"]
+    assert injected_parameters({"_ih": ["seed = 3"]}) == [] and injected_parameters({}) == []
+
+
 def test_missing_upstream_names_what_to_run(tmp_path, monkeypatch):
     err = failing_notebook("maze_retrain", tmp_path, monkeypatch)
     assert err.ename == "ArtifactError"

@@ -41,6 +41,20 @@ def test_the_package_comes_from_the_wheel(fresh):
     assert all(str(fresh.parents[1]) in path and str(REPO) not in path for path in out), out
 
 
+def test_the_book_command_of_a_wheel_says_it_needs_a_checkout_and_writes_nothing(fresh, tmp_path):
+    site = fresh.parents[1]
+    before = sorted(p for p in site.rglob("*") if "__pycache__" not in p.parts)
+    done = subprocess.run([str(fresh), "-m", "rewinterp_utils.pipeline.cli", "book", "--profile", "smoke"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={"PATH": f"{fresh.parent}:/usr/bin:/bin", "HOME": str(tmp_path),
+                               "REWINTERP_ARTIFACTS": str(tmp_path / "artifacts")})
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs a checkout of the repository" in lines[0], done.stderr
+    assert sorted(p for p in site.rglob("*") if "__pycache__" not in p.parts) == before, "nothing is written"
+    assert not list(tmp_path.iterdir()), "nothing is written"
+
+
 #: notebook -> the stages removed from a copy of the session's smoke build before it runs (None: no build at all)
 MISSING = {"maze_counterfactuals": None, "maze_pref_audit": ("maze_pref_model",),
            "atari_saliency": ("atari_reward_model",)}

@@ -442,11 +442,29 @@ def glue_metrics(metrics: Mapping[str, Any]) -> None:
         glue(key, value, display=False)
 
 
+def injected_parameters(namespace: Mapping[str, Any]) -> list[str]:
+    """The names papermill set in this kernel (``-p NAME VALUE``): the assignments of its injected cell, which
+    papermill opens with ``# Parameters`` and the kernel keeps in its input history (``_ih``). Empty outside
+    papermill (Jupyter, Colab)."""
+    import ast
+
+    for source in reversed(list(namespace.get("_ih") or [])):
+        if isinstance(source, str) and source.startswith("# Parameters\n"):
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                return []
+            return [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                    if isinstance(t, ast.Name)]
+    return []
+
+
 def open_stage(stage: str, namespace: Mapping[str, Any]) -> StageRun:
     """Start the cell of ``stage`` described by a notebook's namespace (pass ``globals()``): ``profile`` and the
     stage's parameters are read from it, so the notebook's ``parameters`` cell is the only place they are listed.
 
-    Validates every parameter first (``ValueError`` on bad input, nothing written). Printing the returned run
+    Validates every parameter first (``ValueError`` on bad input, nothing written; a name papermill set that is
+    not a parameter of the notebook, e.g. ``-p seeed 3``, is bad input). Printing the returned run
     shows where the cell's artifacts go; a run with custom sizes gets a folder of its own.
     """
     from rewinterp_utils.plotting import book_style
@@ -455,6 +473,10 @@ def open_stage(stage: str, namespace: Mapping[str, Any]) -> StageRun:
     st = get_stage(stage)
     if "profile" not in namespace:
         raise ValueError(f"open_stage({stage!r}, ...) needs 'profile' in the namespace")
+    unknown = [k for k in injected_parameters(namespace) if k != "profile" and k not in st.parameters]
+    if unknown:
+        raise ValueError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
+                         f"{stage}.ipynb; its parameters are: profile, {', '.join(st.parameters)}")
     given = {k: namespace[k] for k in st.parameters if k in namespace}
     run = StageRun(st.cell(namespace["profile"], **given))
     print(run)

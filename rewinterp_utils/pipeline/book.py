@@ -192,8 +192,29 @@ def hide_injected_parameters(path: Path) -> None:
     nbformat.write(nb, path)
 
 
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
+"""What the book is built from besides the notebooks: in a checkout, not in the wheel."""
+
+
+def check_checkout(root: Path = REPO) -> None:
+    """``ValueError`` in one line when ``root`` (where this package lives) is not a checkout of the repository,
+    e.g. an installed wheel: the book's sources are not shipped in the wheel, and a build would write into
+    ``site-packages``."""
+    missing = [name for name in BOOK_SOURCES if not (root / name).exists()]
+    if missing:
+        try:
+            where = f" ({repository_url()})"
+        except RuntimeError:
+            where = ""
+        raise ValueError(f"`rewinterp book` needs a checkout of the repository{where}: this installation "
+                         f"({root}) has no {', '.join(missing)}; clone it and run `make book` there "
+                         "(the notebooks themselves run from the installed package)")
+
+
 def build_book(profile: str, out: Path | None = None, strict: bool = True) -> Path:
-    """Build the HTML book from the executed notebooks of ``profile``; returns the HTML folder."""
+    """Build the HTML book from the executed notebooks of ``profile``; returns the HTML folder. ``ValueError``
+    before anything is written outside a checkout (:func:`check_checkout`)."""
+    check_checkout()
     out = (out or REPO / "_build" / profile).resolve()
     src = book_sources(profile, out / "src")
     # jupyter-book 1.x has no ``python -m jupyter_book``; call its CLI in this interpreter (no PATH lookup)

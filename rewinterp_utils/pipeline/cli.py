@@ -41,9 +41,44 @@ def _seconds(option: str):
     return parse
 
 
+DESCRIPTION = ("Reproduce 'Understanding Learned Reward Functions' (Michaud, Gleave, Russell 2020) as an executable "
+               "book, and audit reward models of your own.")
+EXIT_CODES = ("exit codes: 0 done; 1 a cell failed or the book did not build; 2 bad input (nothing is written); "
+              "75 another run holds the artifact folder; 130 interrupted (rerun the same command to resume)")
+
+
+def _audit_epilog() -> str:
+    """``rewinterp audit --help``'s end: every valid ``--env`` and one example."""
+    import textwrap
+
+    from rewinterp_utils.pipeline.stages import AUDIT_ENV_IDS
+
+    def listed(names: list[str]) -> str:
+        return textwrap.fill(", ".join(names), 100, initial_indent="    ", subsequent_indent="    ",
+                             break_on_hyphens=False) + "\n"
+
+    mazes = [e for e in AUDIT_ENV_IDS if "Maze" in e]
+    games = [e for e in AUDIT_ENV_IDS if "Maze" not in e]
+    return ("valid --env values:\n  mazes:\n" + listed(mazes) + "  Atari games, with :shown or :hidden for the "
+            "score display (shown when left out):\n" + listed(games) + "\nexample:\n  rewinterp audit "
+            "my_model.pt --env EmptyMaze-10x10-CoinFlipGoal-v3 --out report.html")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rewinterp")
+    except PackageNotFoundError:  # a checkout on the path, not installed
+        from rewinterp_utils import __version__
+
+        return __version__
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rewinterp", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="rewinterp", description=DESCRIPTION, epilog=EXIT_CODES)
+    p.add_argument("--version", action="version", version=f"rewinterp {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,book,audit}")
     r = sub.add_parser("run", help="execute stage notebooks (skips cells whose artifacts are up to date)")
     r.add_argument("--profile", choices=PROFILES, default="default", help="sizes to run at")
     r.add_argument("--chapter", choices=(*CHAPTERS, "all"), default="all", help="which chapter's stages")
@@ -62,7 +97,10 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("book", help="build the HTML book from the executed notebooks")
     b.add_argument("--profile", choices=PROFILES, default="default", help="whose executed notebooks to use")
     b.add_argument("--no-strict", action="store_true", help="do not treat Sphinx warnings as errors")
-    a = sub.add_parser("audit", help="audit reward models: the book's audits as one HTML report per model")
+    a = sub.add_parser("audit", help="audit reward models: the book's audits as one HTML report per model",
+                       description="Audit reward models of your own: the book's audits, one HTML report per model "
+                                   "and, for several, a comparison table.",
+                       epilog=_audit_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument("models", nargs="+", metavar="MODEL",
                    help="a file saved with save_model, an import path package.module:factory, a folder or a glob")
     a.add_argument("--env", required=True, metavar="ENV",
