@@ -384,12 +384,17 @@ def build_on_demand(cell: Cell) -> Path:
     """Make a missing upstream cell for a notebook run alone (Colab, Jupyter, papermill), as ``rewinterp run``
     makes it: the same cell identity and folder, the run lock of the profile, the worker process with its
     watchdog and executed notebook. That cell's notebook builds what it needs in turn, so exactly the chain of
-    cells it reads is made. Says first what it builds and roughly how long that takes; an ``ArtifactError``
+    cells it reads is made. When ``$REWINTERP_BUNDLE`` is set, its cells are unpacked first
+    (:func:`~rewinterp_utils.pipeline.bundle.unpack_from_env`) and nothing is built that it holds. Says first what it builds and roughly how long that takes; an ``ArtifactError``
     naming the cell and its executed notebook if the build fails.
     """
     from tqdm import tqdm  # text bars: a widget bar would be a live widget under batch execution
 
+    from rewinterp_utils.pipeline.bundle import unpack_from_env
     from rewinterp_utils.pipeline.profiles import TYPICAL_CELL_S
+
+    if unpack_from_env(cell.profile) and is_complete(cell):  # $REWINTERP_BUNDLE holds it: nothing to train
+        return cell_dir(cell)
 
     def estimate(stage: str) -> float:
         return recorded_seconds(stage, cell.profile) or TYPICAL_CELL_S[cell.profile]

@@ -1,12 +1,14 @@
 """``rewinterp run`` executes the stage notebooks; ``rewinterp book`` builds the HTML book from them; ``rewinterp
-audit`` audits reward models of one's own (:mod:`~rewinterp_utils.pipeline.reports`).
+pack`` / ``unpack`` share a build as one archive (:mod:`~rewinterp_utils.pipeline.bundle`); ``rewinterp audit``
+audits reward models of one's own (:mod:`~rewinterp_utils.pipeline.reports`).
 
 Exit codes: 0 done, 1 a cell failed (its notebook raised, or a code cell stopped answering on both attempts:
 see :mod:`~rewinterp_utils.pipeline.watchdog`) or the book did not build, 2 bad input (arguments, a watchdog
 limit that is not a positive number, a scheduler address that is not a reachable Dask scheduler; for ``audit``: a
 model file that does not load, a model whose input does not fit the maze, an unknown environment, a factory path
-that does not import), 75 another run
-holds the artifact folder, 130 interrupted (rerun the same command to resume).
+that does not import; for ``pack``: a cell not built yet; for ``unpack``: an archive that is truncated, tampered
+with, of another profile or of other code), 75 another run holds the artifact folder, 130 interrupted (rerun the
+same command to resume).
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def _version() -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rewinterp", description=DESCRIPTION, epilog=EXIT_CODES)
     p.add_argument("--version", action="version", version=f"rewinterp {_version()}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,book,audit}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,book,pack,unpack,audit}")
     r = sub.add_parser("run", help="execute stage notebooks (skips cells whose artifacts are up to date)")
     r.add_argument("--profile", choices=PROFILES, default="default", help="sizes to run at")
     r.add_argument("--chapter", choices=(*CHAPTERS, "all"), default="all", help="which chapter's stages")
@@ -97,6 +99,14 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("book", help="build the HTML book from the executed notebooks")
     b.add_argument("--profile", choices=PROFILES, default="default", help="whose executed notebooks to use")
     b.add_argument("--no-strict", action="store_true", help="do not treat Sphinx warnings as errors")
+    k = sub.add_parser("pack", help="write one archive of the cells a set of notebooks needs (share a build)")
+    k.add_argument("--profile", choices=PROFILES, default="default", help="whose cells")
+    k.add_argument("--stages", nargs="+", default=None, metavar="STAGE",
+                   help="the notebooks whose cells, and every cell they read, go in (default: every stage)")
+    k.add_argument("--out", default=None, metavar="PATH", help="the archive (default: rewinterp-<profile>.tar.gz)")
+    u = sub.add_parser("unpack", help="check an archive of `pack` and install its cells into the artifact store")
+    u.add_argument("archive", metavar="ARCHIVE", help="its path or http(s) address")
+    u.add_argument("--profile", choices=PROFILES, default=None, help="refuse an archive of another profile")
     a = sub.add_parser("audit", help="audit reward models: the book's audits as one HTML report per model",
                        description="Audit reward models of your own: the book's audits, one HTML report per model "
                                    "and, for several, a comparison table.",
@@ -128,6 +138,15 @@ def main(argv: list[str] | None = None) -> int:
             for path in reports.run_audits(args.models, args.env, args.out, args.profile, args.dataset,
                                            args.reference, args.jobs, args.retrain):
                 print(path)
+        elif args.command == "pack":
+            from rewinterp_utils.pipeline.bundle import pack
+
+            print(pack(args.profile, args.stages, args.out))
+        elif args.command == "unpack":
+            from rewinterp_utils.pipeline.bundle import unpack
+
+            installed = unpack(args.archive, args.profile)
+            print(f"{len(installed)} cell(s) installed in {runner.artifacts_root()}")
         elif args.command == "run":
             summary = runner.run(args.profile, args.chapter, force=args.force, jobs=args.jobs, n_seeds=args.seeds,
                                  scheduler=args.scheduler, cell_timeout=args.cell_timeout,
