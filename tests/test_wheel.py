@@ -82,5 +82,6 @@ def test_a_downstream_notebook_runs_alone_against_the_installed_wheel(fresh, smo
     assert list((root / "smoke" / name).glob("*/manifest.json")), "the cell was published"
     printed = (work / "out.ipynb").read_text()
     assert "is missing at profile 'smoke': building it first" in printed, "the notebook says what it builds"
+    assert "REWINTERP_ARTIFACTS" in printed and "built " in printed, "where the cells go, and each as it is made"
     for stage in MISSING[name] or ("maze_expert", "maze_dataset", "maze_reward_model"):
         assert list((root / "smoke" / stage).glob("*/manifest.json")), f"{stage} was built"

@@ -15,9 +15,7 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from contextlib import contextmanager
@@ -27,7 +25,6 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from rewinterp_utils.pipeline.codehash import package_hash
-from rewinterp_utils.pipeline.launch import worker_command
 from rewinterp_utils.pipeline.stages import STAGES, Cell, get_stage
 
 MANIFEST, METRICS, EXECUTED = "manifest.json", "metrics.json", "executed.ipynb"
@@ -332,6 +329,8 @@ class StageRun:
             raise ValueError(f"stage {self.stage!r} reads {cell.stage.name!r}, which its row in STAGES does not "
                              f"list as upstream ({', '.join(self.cell.stage.upstream) or 'none'})")
         if not is_complete(cell) and not os.environ.get(RUNNER_ENV):
+            from rewinterp_utils.pipeline.on_demand import build_on_demand
+
             build_on_demand(cell)
         folder = verify(cell)
         self._upstream[folder.relative_to(artifacts_root()).as_posix()] = sha256(folder / MANIFEST)
@@ -339,7 +338,7 @@ class StageRun:
 
     def require(self, stage: str, **given: Any) -> Path:
         """The folder of a finished upstream cell of this profile (its notebook's defaults updated by ``given``),
-        verified. A notebook run alone builds a missing cell first (:func:`build_on_demand`); under ``rewinterp
+        verified. A notebook run alone builds a missing cell first (:func:`~rewinterp_utils.pipeline.on_demand.build_on_demand`); under ``rewinterp
         run`` a missing cell is an ``ArtifactError`` naming what to run.
 
         Its manifest's checksum goes into this cell's manifest: if the upstream cell is remade later, this cell
@@ -378,58 +377,6 @@ class StageRun:
             Path(handoff).write_text(json.dumps({"tmp": str(self._tmp), "final": str(self.final_dir)}))
             return self.final_dir
         return publish(self._tmp, self.final_dir)
-
-
-def build_on_demand(cell: Cell) -> Path:
-    """Make a missing upstream cell for a notebook run alone (Colab, Jupyter, papermill), as ``rewinterp run``
-    makes it: the same cell identity and folder, the run lock of the profile, the worker process with its
-    watchdog and executed notebook. That cell's notebook builds what it needs in turn, so exactly the chain of
-    cells it reads is made. When ``$REWINTERP_BUNDLE`` is set, its cells are unpacked first
-    (:func:`~rewinterp_utils.pipeline.bundle.unpack_from_env`) and nothing is built that it holds. Says first what it builds and roughly how long that takes; an ``ArtifactError``
-    naming the cell and its executed notebook if the build fails.
-    """
-    from tqdm import tqdm  # text bars: a widget bar would be a live widget under batch execution
-
-    from rewinterp_utils.pipeline.bundle import unpack_from_env
-    from rewinterp_utils.pipeline.profiles import TYPICAL_CELL_S
-
-    if unpack_from_env(cell.profile) and is_complete(cell):  # $REWINTERP_BUNDLE holds it: nothing to train
-        return cell_dir(cell)
-
-    def estimate(stage: str) -> float:
-        return recorded_seconds(stage, cell.profile) or TYPICAL_CELL_S[cell.profile]
-
-    chain, todo = [], [cell.stage.name]
-    while todo:  # the stage and the stages it reads, transitively, whose profile cells are not all there
-        name = todo.pop()
-        if name not in chain and not all(is_complete(c) for c in STAGES[name].cells(cell.profile)):
-            chain.append(name)
-            todo += STAGES[name].upstream
-    rough = sum(estimate(s) for s in chain)
-    print(f"{cell.describe()} is missing at profile {cell.profile!r}: building it first (its notebook builds "
-          f"what it reads in turn; missing stages: {', '.join(reversed(chain))}; roughly {rough / 60:.0f} min)",
-          flush=True)
-    failed = cell_dir(cell).with_name(f"{cell_dir(cell).name}.failed.ipynb")
-    workdir = artifacts_root() / cell.profile / "work"
-    workdir.mkdir(parents=True, exist_ok=True)
-    with run_lock(cell.profile, nested=True), tqdm(total=round(estimate(cell.stage.name)), desc=cell.stage.name, file=sys.stdout,
-                                      bar_format="{desc}: {bar} {n}/{total} s (roughly)") as bar:
-        env = {k: v for k, v in os.environ.items() if k not in (HANDOFF_ENV, RUNNER_ENV)}
-        log = tempfile.TemporaryFile(mode="w+")
-        proc = subprocess.Popen(worker_command(cell, workdir), env=env, stdout=subprocess.DEVNULL, stderr=log,
-                                text=True)
-        t0 = time.monotonic()
-        while proc.poll() is None:
-            time.sleep(1.0)
-            bar.update(max(0, min(round(time.monotonic() - t0), bar.total) - bar.n))
-        log.seek(0)
-        error = log.read()
-        log.close()
-    if proc.returncode or not is_complete(cell):
-        raise ArtifactError(f"building upstream cell {cell.describe()} failed; its executed notebook: {failed}\n"
-                            f"{error[-2000:]}")
-    print(f"built {cell.describe()} in {time.monotonic() - t0:.0f} s", flush=True)
-    return cell_dir(cell)
 
 
 def glue_metrics(metrics: Mapping[str, Any]) -> None:

@@ -5,7 +5,7 @@ done, or refuses it in one line and writes nothing.
 A lab builds ``default`` once (``rewinterp run``), packs the Atari chapter (``rewinterp pack --profile default
 --stages atari_saliency``), and puts the archive on a web server or a shared drive; a Colab user sets
 ``REWINTERP_BUNDLE`` to its path or address, and a notebook whose upstream cells are missing unpacks it instead
-of training them (:func:`~rewinterp_utils.pipeline.artifacts.build_on_demand`).
+of training them (:func:`~rewinterp_utils.pipeline.on_demand.build_on_demand`).
 
 The archive is a gzipped tar: ``bundle.json`` (format, profile, the package hash of the build, and the SHA-256 of
 every file of every cell), then each cell folder under ``<profile>/<stage>/<cell key>/`` as in the artifact store.

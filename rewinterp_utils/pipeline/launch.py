@@ -1,6 +1,6 @@
 """The worker's command line, in one place: the runner's backends start a worker with it
 (:func:`worker.run_subprocess <rewinterp_utils.pipeline.worker.run_subprocess>`, locally or from a Dask task), and so
-does a notebook's on-demand build (:func:`~rewinterp_utils.pipeline.artifacts.build_on_demand`).
+does a notebook's on-demand build (:func:`~rewinterp_utils.pipeline.on_demand.build_on_demand`).
 
 A module of its own because the worker imports the artifact store, which starts workers for on-demand builds.
 """
