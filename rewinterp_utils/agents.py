@@ -42,21 +42,31 @@ def evaluator(eval_env: VecEnv, eval_freq: int, n_eval_episodes: int, best_path:
                         log_path=str(log_path) if log_path else None, verbose=0)
 
 
-def load_policy(path: Path, venv: VecEnv) -> Any:
+def load_policy(path: Path, venv: VecEnv, precision: str = "fp32") -> Any:
     """A PPO policy for ``venv``'s spaces with the weights saved at ``path`` (by :class:`SaveBestPolicy` or
     :class:`AtariEvalCallback`), loaded safely (``weights_only=True``), in eval mode.
 
-    Image observations (Atari) get SB3's ``ActorCriticCnnPolicy``, others (the maze grids) its MLP policy, as
-    ``PPO("CnnPolicy" | "MlpPolicy")`` builds them. Built without a PPO object on purpose: constructing PPO on an
-    env reseeds that env with PPO's seed. ``policy.predict`` takes the env's observations as PPO's own does.
+    Image observations (Atari) get SB3's ``ActorCriticCnnPolicy`` (``precision="fp32"``, the stock policy) or,
+    with ``precision="bf16"``, the same network computing its convolutions in bfloat16 from the raw uint8
+    observations (:class:`~rewinterp_utils.features.RawImageCnnPolicy`, the experts' training policy; the same
+    parameter names, so the same file loads); others (the maze grids) SB3's MLP policy, as ``PPO("CnnPolicy" |
+    "MlpPolicy")`` builds them. Built without a PPO object on purpose: constructing PPO on an env reseeds that env
+    with PPO's seed. ``policy.predict`` takes the env's observations as PPO's own does.
     """
     from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy
     from stable_baselines3.common.preprocessing import is_image_space
     from stable_baselines3.common.vec_env import VecTransposeImage
 
+    from rewinterp_utils.features import RawImageCnnPolicy, cnn_policy_kwargs
+
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
     space = venv.observation_space
     image = is_image_space(space, check_channels=False) and len(space.shape) == 3
-    if image:
+    if image and precision == "bf16":
+        policy = RawImageCnnPolicy(VecTransposeImage.transpose_space(space), venv.action_space, lambda _: 0.0,
+                                   **cnn_policy_kwargs("bf16"))
+    elif image:
         policy = ActorCriticCnnPolicy(VecTransposeImage.transpose_space(space), venv.action_space, lambda _: 0.0)
     else:
         policy = ActorCriticPolicy(space, venv.action_space, lambda _: 0.0)

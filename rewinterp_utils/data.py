@@ -129,8 +129,8 @@ def _actions(policy: Any, venv: VecEnv, obs: np.ndarray, deterministic: bool) ->
     return policy.predict(obs, deterministic=deterministic)[0]
 
 
-def play_lockstep(policy: Any, venvs: dict[str, VecEnv], deterministic: bool = False, seed: int | None = None
-                  ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]]:
+def play_lockstep(policy: Any, venvs: dict[str, VecEnv], deterministic: bool = False, seed: int | None = None,
+                  with_infos: bool = False) -> Iterator[tuple]:
     """Play ``policy`` on the first of ``venvs`` and replay the same actions in the others, forever.
 
     ``seed`` seeds the actions (:func:`seed_actions` on the lead venv).
@@ -140,7 +140,8 @@ def play_lockstep(policy: Any, venvs: dict[str, VecEnv], deterministic: bool = F
     after every step ``(obs, rewards, dones)``: the observation s' each step led to in every venv by name (on a
     step that ends an episode, the true last observation, ``terminal_observation``, not the next episode's first
     one that the venv returns), and the lead venv's rewards and dones (``RuntimeError`` the moment another
-    venv's rewards or dones differ).
+    venv's rewards or dones differ); with ``with_infos``, the lead venv's infos too (a whole game ended where a
+    done sub-env's info holds Monitor's ``"episode"``).
     """
     names = list(venvs)
     lead = venvs[names[0]]
@@ -159,7 +160,7 @@ def play_lockstep(policy: Any, venvs: dict[str, VecEnv], deterministic: bool = F
         for k, r in results.items():
             for i in np.flatnonzero(dones):
                 reached[k][i] = r[3][i]["terminal_observation"]
-        yield reached, rewards, dones
+        yield (reached, rewards, dones, results[names[0]][3]) if with_infos else (reached, rewards, dones)
 
 
 def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_rewarded: int, n_unrewarded: int,
@@ -211,9 +212,12 @@ def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_r
     shots_r: deque[tuple[int, np.ndarray]] = deque(maxlen=k_r)
     shots_u: OrderedDict[int, np.ndarray] = OrderedDict()
     got_r, seen_u, steps = 0, 0, 0
+
+    def screen_of(i: int) -> np.ndarray:  # fetched only for a kept sample (a worker process would send all 8)
+        return np.array(lead.get_attr("last_raw_frame", indices=[int(i)])[0], copy=True)
+
     with tqdm(total=n_rewarded, desc=desc) as bar:
-        for obs, rewards, dones in play_lockstep(policy, venvs, deterministic, seed):
-            screens = lead.get_attr("last_raw_frame")
+        for obs, rewards, dones, infos in play_lockstep(policy, venvs, deterministic, seed, with_infos=True):
             steps += lead.num_envs
             for i in np.flatnonzero(~dones):
                 if rewards[i] != 0:
@@ -221,7 +225,7 @@ def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_r
                     got_r += slot is not None
                     bar.update(slot is not None)
                     if slot is not None and k_r:
-                        shots_r.append((slot, screens[i].copy()))
+                        shots_r.append((slot, screen_of(i)))
                 else:
                     slot = seen_u if seen_u < n_unrewarded else int(rng.integers(seen_u + 1))
                     slot = slot if slot < n_unrewarded else None
@@ -229,7 +233,7 @@ def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_r
                     if slot is not None:
                         shots_u.pop(slot, None)  # its sample left the reservoir
                         if k_u:
-                            shots_u[slot] = screens[i].copy()
+                            shots_u[slot] = screen_of(i)
                             if len(shots_u) > k_u:
                                 shots_u.popitem(last=False)
                 if slot is not None:
@@ -237,8 +241,10 @@ def collect_balanced(policy: BaseAlgorithm | None, venvs: dict[str, VecEnv], n_r
                         out[f"obs_{k}"][slot] = obs[k][i]
                     out["reward"][slot], out["step"][slot], out["env"][slot] = rewards[i], steps, i
                     out["game"][slot] = games[i] * lead.num_envs + i
-            if dones.any():  # a life lost, or the game over (EpisodicLifeEnv's was_real_done): a new game starts
-                games += np.asarray(lead.get_attr("was_real_done"), bool) & dones
+            # a done sub-env lost a life; it also ended its game when Monitor (under the life episodes) recorded the
+            # game in its info. (EpisodicLifeEnv's was_real_done cannot tell: FireResetEnv's reset has stepped it
+            # again by the time the venv returns, so it reads False after every game over.)
+            games += np.array(["episode" in info for info in infos], bool) & dones
             if got_r >= n_rewarded and seen_u >= n_unrewarded:
                 break
             if steps >= max_steps:

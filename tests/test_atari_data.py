@@ -105,14 +105,18 @@ class Tagged:
         rewards = (ids % 5 == 0).astype(np.float32)
         dones = ids % 11 == 3
         obs = np.stack([self._tag((84, 84, 4), self.t, i) for i in range(self.num_envs)])
-        # as an SB3 VecEnv: a finished episode's last observation in its info (here: the same tag)
-        return obs, rewards, dones, [{"terminal_observation": o} if d else {} for o, d in zip(obs, dones)]
+        # as an SB3 VecEnv: a finished episode's last observation in its info (here: the same tag); every other life
+        # lost ends the game, which Monitor records in the info as "episode"
+        infos = [{"terminal_observation": o} if d else {} for o, d in zip(obs, dones)]
+        for i, info in enumerate(infos):
+            if dones[i] and Tagged.game_over(self.t, i, self.num_envs):
+                info["episode"] = {"r": 0.0, "l": self.t}
+        return obs, rewards, dones, infos
 
-    def get_attr(self, name: str) -> list:
-        assert name in ("last_raw_frame", "was_real_done")
-        if name == "was_real_done":  # every other life lost ends the game
-            return [bool(Tagged.game_over(self.t, i, self.num_envs)) for i in range(self.num_envs)]
-        return [self._tag((210, 160, 3), self.t, i) for i in range(self.num_envs)]
+    def get_attr(self, name: str, indices=None) -> list:
+        assert name == "last_raw_frame"
+        indices = range(self.num_envs) if indices is None else indices
+        return [self._tag((210, 160, 3), self.t, i) for i in indices]
 
     @staticmethod
     def game_over(t: int, i: int, n: int) -> bool:
@@ -428,3 +432,81 @@ def test_the_unrewarded_sample_is_uniform_over_the_period_it_spans(n_rewarded, n
     # k of n without replacement, `runs` times: the counts have covariance runs p (1-p) n/(n-1) (I - J/n)
     stat = ((observed - runs * p) ** 2).sum() / (runs * p * (1 - p)) * (n - 1) / n
     assert chi2.sf(stat, n - 1) > 1e-3, f"chi-square {stat:.1f} on {n - 1} df: not uniform over the period"
+
+
+# ------------------------------------------------------------------- the hidden view of one emulator
+@pytest.mark.parametrize("game", ["Breakout", "Seaquest"])
+def test_the_hidden_view_of_one_emulator_is_the_replayed_hidden_emulator_bit_for_bit(game):
+    """The oracle: the same games played twice, with the score shown and with it hidden (two emulators, the same
+    actions). One emulator with ``hidden_view`` gives the same dataset, every array equal: observations in both
+    settings, rewards, steps, sub-envs, games (lives lost and whole games over included) and screens."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rewinterp_utils.envs.atari import HiddenView, atari_id
+
+    env_id = atari_id(game)
+    two = {s: make_atari_venv(env_id, n_envs=2, seed=1, score=s, vec_env_cls=DummyVecEnv) for s in ("shown", "hidden")}
+    lead = make_atari_venv(env_id, n_envs=2, seed=1, score="shown", vec_env_cls=DummyVecEnv, hidden_view=True)
+    kwargs = dict(n_rewarded=40, n_unrewarded=30, max_steps=100_000, seed=0, n_screens=6)
+    replayed = collect_balanced(None, two, **kwargs)
+    viewed = collect_balanced(None, {"shown": lead, "hidden": HiddenView(lead)}, **kwargs)
+    assert replayed["game"].max() >= 2, "whole games ended in the stretch compared (game 1 of a sub-env or later)"
+    assert replayed.keys() == viewed.keys()
+    assert [k for k in replayed if not np.array_equal(replayed[k], viewed[k])] == []
+    assert not np.array_equal(viewed["obs_shown"], viewed["obs_hidden"]), "the views differ where the score is"
+
+
+def test_a_hidden_view_needs_a_lead_built_for_it():
+    from rewinterp_utils.envs.atari import HiddenView
+
+    with pytest.raises(ValueError, match="hidden_view=True"):
+        HiddenView(make_atari_venv(ENV, n_envs=1))
+    with pytest.raises(ValueError, match="score='shown'"):
+        make_atari_venv(ENV, n_envs=1, score="hidden", hidden_view=True)
+
+
+def test_the_bf16_expert_loads_the_same_file_and_acts_almost_as_the_fp32_one(tmp_path):
+    """``load_policy(..., "bf16")`` reads the file the experts write (the same parameter names) and its action
+    probabilities are within bf16's rounding of fp32's."""
+    from rewinterp_utils.features import RawImageCnnPolicy
+
+    venv = make_atari_venv(ENV, n_envs=2, seed=0)
+    ppo = atari_ppo(venv, resolve("atari_expert", "smoke"), seed=0)
+    torch.save(ppo.policy.state_dict(), tmp_path / "policy.pt")
+    p32, p16 = load_policy(tmp_path / "policy.pt", venv), load_policy(tmp_path / "policy.pt", venv, "bf16")
+    assert isinstance(p16, RawImageCnnPolicy) and not isinstance(p32, RawImageCnnPolicy)
+    obs = venv.reset()
+    with torch.no_grad():
+        t = p32.obs_to_tensor(obs)[0]
+        gap = (p32.get_distribution(t).distribution.probs - p16.get_distribution(t).distribution.probs).abs().max()
+    assert 0 < float(gap) < 0.02
+    with pytest.raises(ValueError, match="fp32 or bf16"):
+        load_policy(tmp_path / "policy.pt", venv, "fp16")
+
+
+def test_the_game_of_each_sample_is_the_games_monitor_recorded_before_it():
+    """The oracle is the env's own record: the same seeded random play, replayed in a plain loop, counting per
+    sub-env the games Monitor closed (``info["episode"]``) before each step. Each sample's ``game`` is that count
+    times the number of sub-envs plus its sub-env. (EpisodicLifeEnv's ``was_real_done``, read after the venv has
+    reset, never saw a game end in Breakout or Seaquest: every sample was labelled game 0 of its sub-env.)"""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rewinterp_utils.data import seed_actions
+
+    def venv():
+        return make_atari_venv(ENV, n_envs=2, seed=1, vec_env_cls=DummyVecEnv)
+
+    data = collect_balanced(None, {"shown": venv()}, n_rewarded=40, n_unrewarded=30, max_steps=100_000, seed=0)
+    plain = venv()
+    seed_actions(plain, 0)
+    plain.reset()
+    games, at_step, steps = np.zeros(2, np.int64), {}, 0
+    while steps < data["step"].max():
+        _, _, dones, infos = plain.step(np.array([plain.action_space.sample() for _ in range(2)]))
+        steps += 2
+        at_step[steps] = games.copy()  # the games finished before this step
+        games += np.array([d and "episode" in info for d, info in zip(dones, infos)])
+    expected = np.array([at_step[s][e] * 2 + e for s, e in zip(data["step"], data["env"])])
+    assert games.sum() >= 2, "the stretch compared holds whole games"
+    assert np.array_equal(data["game"], expected)
+    assert data["game"].max() >= 2

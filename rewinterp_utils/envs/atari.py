@@ -38,9 +38,10 @@ import ale_py
 import cv2
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.atari_wrappers import AtariWrapper
+from stable_baselines3.common.atari_wrappers import AtariWrapper, ClipRewardEnv, WarpFrame
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper, VecFrameStack
+from stable_baselines3.common.vec_env.stacked_observations import StackedObservations
 
 from rewinterp_utils.device import spare_cores
 from rewinterp_utils.seeding import seed_sub_envs, sub_env_seeds
@@ -254,6 +255,83 @@ class ScoreMask(gym.ObservationWrapper):
         return mask_frame(observation, self.game, self.mode, self.sigma)
 
 
+class HiddenViewWarp(WarpFrame):
+    """SB3's ``WarpFrame`` (grey, 84x84) that also warps the frame with the score box hidden
+    (:func:`mask_frame` ``"hidden"``) into ``info["hidden_view"]``, at every step and reset.
+
+    Below ``ScoreMask("shown")`` it sees exactly the frames the agent's observation is made of: the max of the
+    last two raw frames of ``MaxAndSkipEnv``, or a raw frame at a reset. Hiding paints the box with one fixed
+    background pixel, so it commutes with that pixelwise max: ``mask(max(a, b)) == max(mask(a), mask(b))``. So
+    ``hidden_view`` is bit for bit the observation of the same game played with ``ScoreMask("hidden")``, from one
+    emulator instead of two (checked against two replayed emulators in ``tests/test_atari_data.py``)."""
+
+    def __init__(self, env: gym.Env, game: str, width: int = 84, height: int = 84) -> None:
+        super().__init__(env, width, height)
+        score_box(game)
+        self.game = game
+
+    def _with_view(self, frame: np.ndarray, info: dict) -> tuple[np.ndarray, dict]:
+        return self.observation(frame), {**info, "hidden_view": self.observation(mask_frame(frame, self.game,
+                                                                                               "hidden"))}
+
+    def step(self, action):  # type: ignore[override]
+        frame, reward, terminated, truncated, info = self.env.step(action)
+        obs, info = self._with_view(frame, info)
+        return obs, reward, terminated, truncated, info
+
+    def reset(self, **kwargs):  # type: ignore[override]
+        frame, info = self.env.reset(**kwargs)
+        return self._with_view(frame, info)
+
+
+class HiddenViewRecorder(VecEnvWrapper):
+    """Between the sub-envs and ``VecFrameStack``: keeps the hidden-score frames :class:`HiddenViewWarp` put in the
+    infos of the last step (on a step that ended an episode: the next episode's first frame, and the last one
+    apart) for :class:`HiddenView`."""
+
+    def reset(self) -> np.ndarray:
+        obs = self.venv.reset()
+        self.frames = np.stack([info["hidden_view"] for info in self.venv.reset_infos])
+        return obs
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        frames, terminal = [], {}
+        for i, info in enumerate(infos):
+            if dones[i]:
+                terminal[i] = info["hidden_view"]
+                frames.append(self.venv.reset_infos[i]["hidden_view"])
+            else:
+                frames.append(info["hidden_view"])
+        self.last = (np.stack(frames), np.array(rewards, copy=True), np.array(dones, copy=True), terminal)
+        return obs, rewards, dones, infos
+
+
+class HiddenView:
+    """The score-hidden twin of a venv of :func:`make_atari_venv` built with ``hidden_view=True``, without a second
+    emulator: ``reset()`` and ``step(actions)`` return what the same game with the score hidden returns (stacked
+    like ``VecFrameStack``, ``terminal_observation`` included), once the lead has been reset or stepped with the
+    same actions (as :func:`~rewinterp_utils.data.play_lockstep` does with the lead first)."""
+
+    def __init__(self, lead: VecEnv) -> None:
+        recorder = getattr(lead, "venv", None)
+        if not isinstance(lead, VecFrameStack) or not isinstance(recorder, HiddenViewRecorder):
+            raise ValueError("HiddenView needs a venv of make_atari_venv(..., score='shown', hidden_view=True)")
+        self.recorder, self.num_envs = recorder, lead.num_envs
+        self.observation_space, self.action_space = lead.observation_space, lead.action_space
+        self.stacked = StackedObservations(lead.num_envs, lead.stacked_obs.n_stack, recorder.observation_space,
+                                           "last")
+
+    def reset(self) -> np.ndarray:
+        return self.stacked.reset(self.recorder.frames)
+
+    def step(self, actions: np.ndarray):
+        frames, rewards, dones, terminal = self.recorder.last
+        infos = [{"terminal_observation": terminal[i]} if i in terminal else {} for i in range(self.num_envs)]
+        obs, infos = self.stacked.update(frames, dones, infos)
+        return obs, rewards, dones, infos
+
+
 def vec_env_class(n_envs: int) -> Callable[..., VecEnv]:
     """How :func:`make_atari_venv` vectorises by default: sub-envs in worker processes (SB3's ``SubprocVecEnv``,
     started by its default forkserver, never a bare fork of this multi-threaded process) when there are several
@@ -276,6 +354,7 @@ def make_atari_venv(
     n_stack: int = 4,
     vec_env_cls: Callable[..., VecEnv] | None = None,
     stream: str = "train",
+    hidden_view: bool = False,
 ) -> VecEnv:
     """The paper's vectorised Atari env: observation (n_envs, 84, 84, n_stack) uint8, reward in {-1, 0, 1}.
 
@@ -296,6 +375,9 @@ def make_atari_venv(
       Monitor and returns *these* game scores, not the clipped per-life return; ``EvalCallback`` likewise.
 
     :func:`~rewinterp_utils.evaluation.evaluate_atari` records both.
+
+    ``hidden_view=True`` (with ``score="shown"``): each step also computes the score-hidden observation of the same
+    game (:class:`HiddenViewWarp`); :class:`HiddenView` of the returned venv serves it as a venv of its own.
     """
     _check_env_id(env_id)
     _check_mode(score)
@@ -304,6 +386,8 @@ def make_atari_venv(
     if int(n_stack) != n_stack or n_stack < 1:
         raise ValueError(f"n_stack must be a positive integer, got {n_stack!r}")
     game = game_of(env_id)
+    if hidden_view and (score != "shown" or n_stack < 2):
+        raise ValueError("hidden_view needs score='shown' and a frame stack (n_stack >= 2)")
     seeds = sub_env_seeds(seed, n_envs, stream)
 
     def make_env(rank: int) -> Callable[[], gym.Env]:
@@ -313,12 +397,19 @@ def make_atari_venv(
             env = ScoreMask(env, game, score)
             env.action_space.seed(seeds[rank])
             env = Monitor(env)
-            return AtariWrapper(env, clip_reward=True, terminal_on_life_loss=True)
+            env = AtariWrapper(env, clip_reward=True, terminal_on_life_loss=True)
+            if hidden_view:  # the same chain with WarpFrame swapped for its twin that also gives the hidden view
+                clip = env.env
+                assert isinstance(clip, ClipRewardEnv) and type(clip.env) is WarpFrame, "SB3's AtariWrapper changed"
+                clip.env = HiddenViewWarp(clip.env.env, game)
+            return env
 
         return _init
 
     venv = (vec_env_cls or vec_env_class(n_envs))([make_env(rank) for rank in range(n_envs)])
     seed_sub_envs(venv, seeds)  # sub-env i is reset with seeds[i] at the first reset
+    if hidden_view:
+        venv = HiddenViewRecorder(venv)
     if n_stack > 1:
         venv = VecFrameStack(venv, n_stack=n_stack)
     return venv
@@ -326,6 +417,6 @@ def make_atari_venv(
 
 __all__ = [
     "ATARI_IDS", "GAMES", "SCORES", "SCORE_BLUR_SIGMA", "SCORE_BOXES", "SCORE_MODES", "SCREEN_SHAPE", "ScoreBox",
-    "ScoreMask", "atari_id", "game_of", "make_atari_venv", "mask_frame", "saliency_share", "score_area_share",
-    "score_box", "score_edit", "vec_env_class",
+    "ScoreMask", "HiddenView", "HiddenViewRecorder", "HiddenViewWarp", "atari_id", "game_of", "make_atari_venv",
+    "mask_frame", "saliency_share", "score_area_share", "score_box", "score_edit", "vec_env_class",
 ]
