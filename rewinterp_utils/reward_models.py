@@ -148,12 +148,19 @@ class AtariRewardCNN(RewardModel):
     Input: stacked frames ``(batch, 84, 84, 4)`` channels-last uint8 as SB3's Atari wrappers give them
     (or channels-first ``(batch, 4, 84, 84)`` to ``forward``; :meth:`predict` takes channels-last); pixels are
     scaled to [0, 1] inside.
+
+    ``train_precision="bf16"``: in training mode the convolutions compute in bfloat16 (autocast on the weights'
+    device), the features are cast back and the head, the loss and the optimiser stay float32; in eval mode
+    (predictions, attributions, audits) the model computes in float32 whatever it was trained in.
     """
 
     inputs = ("s_next",)
 
-    def __init__(self, n_stack: int = 4, size: int = 84) -> None:
+    def __init__(self, n_stack: int = 4, size: int = 84, train_precision: str = "fp32") -> None:
         super().__init__()
+        if train_precision not in ("fp32", "bf16"):
+            raise ValueError(f"train_precision must be fp32 or bf16, got {train_precision!r}")
+        self.train_precision = train_precision
         from gymnasium import spaces
         from stable_baselines3.common.torch_layers import NatureCNN
 
@@ -169,6 +176,10 @@ class AtariRewardCNN(RewardModel):
         x = obs.to(self.head.weight.dtype)
         if x.shape[-1] == self.obs_shape[-1] and x.shape[1] != self.obs_shape[-1]:
             x = x.permute(0, 3, 1, 2)
+        if self.training and self.train_precision == "bf16":
+            with torch.autocast(self.head.weight.device.type, dtype=torch.bfloat16):
+                features = self.features(x / 255.0)
+            return self.head(features.float()).squeeze(-1)
         return self.head(self.features(x / 255.0)).squeeze(-1)
 
     def feature_activations(self, obs: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -182,8 +193,8 @@ class AtariRewardCNN(RewardModel):
                 for i in range(0, len(obs), batch_size)]) if len(obs) else np.zeros((0, 512), np.float32)
 
     def config(self) -> dict[str, Any]:
-        """``n_stack`` and ``size``."""
-        return {"n_stack": self.n_stack, "size": self.size}
+        """``n_stack``, ``size`` and ``train_precision``."""
+        return {"n_stack": self.n_stack, "size": self.size, "train_precision": self.train_precision}
 
 
 class Normalised(RewardModel):

@@ -62,13 +62,14 @@ def fit_maze_reward_model(train: Mapping[str, np.ndarray], hidden: int, epochs: 
 
 
 def fit_atari_reward_model(obs: np.ndarray, reward: np.ndarray, epochs: int, batch_size: int, learning_rate: float,
-                           seed: int, evaluate: Evaluate | None = None,
-                           desc: str = "epoch") -> tuple[AtariRewardCNN, list[dict]]:
+                           seed: int, evaluate: Evaluate | None = None, desc: str = "epoch",
+                           train_precision: str = "fp32") -> tuple[AtariRewardCNN, list[dict]]:
     """:func:`fit_reward_model` of an :class:`~rewinterp_utils.reward_models.AtariRewardCNN` on the ``(N, 84, 84,
     4)`` uint8 stacks ``obs`` and their clipped ``reward`` (the Atari reward-model stage; ``seed`` is its
-    ``model_seed``)."""
-    model, history = fit_reward_model(AtariRewardCNN, (np.asarray(obs),), reward, epochs, batch_size, learning_rate,
-                                      seed, evaluate=evaluate, desc=desc)
+    ``model_seed``), its convolutions trained in ``train_precision`` (head and loss in float32; the fitted
+    model predicts in float32)."""
+    model, history = fit_reward_model(lambda: AtariRewardCNN(train_precision=train_precision), (np.asarray(obs),),
+                                      reward, epochs, batch_size, learning_rate, seed, evaluate=evaluate, desc=desc)
     return model, history  # type: ignore[return-value]
 
 

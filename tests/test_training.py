@@ -125,3 +125,30 @@ def test_heldout_errors_per_class_against_a_plain_loop(dtype):
     assert none.loc["rewarded", "n"] == 0 and np.isnan(none.loc["rewarded", "MSE"])
     with pytest.raises(ValueError, match="one length"):
         heldout_errors(np.zeros(3), np.zeros(2))
+
+
+def test_a_bf16_trained_atari_model_trains_its_convolutions_in_bf16_and_predicts_in_fp32(tmp_path):
+    """Training mode with ``train_precision="bf16"``: the features differ from fp32's by bf16's rounding only; eval
+    mode: exactly the float32 computation of the same weights; the setting survives saving."""
+    from rewinterp_utils.reward_models import load_model, save_model
+
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.integers(0, 256, (6, 84, 84, 4), dtype=np.uint8))
+    torch.manual_seed(0)
+    bf = AtariRewardCNN(train_precision="bf16")
+    fp = AtariRewardCNN()
+    fp.load_state_dict(bf.state_dict())
+    with torch.no_grad():
+        bf.train(), fp.train()
+        a, b = bf(x), fp(x)
+        assert a.dtype == torch.float32 and not torch.equal(a, b)
+        assert float((a - b).abs().max()) < 0.05 * float(b.abs().max()) + 1e-3
+        bf.eval(), fp.eval()
+        assert torch.equal(bf(x), fp(x))
+    save_model(bf, tmp_path / "m.pt")
+    assert load_model(tmp_path / "m.pt").config()["train_precision"] == "bf16"
+    with pytest.raises(ValueError, match="fp32 or bf16"):
+        AtariRewardCNN(train_precision="fp16")
+    model, history = fit_atari_reward_model(x.numpy(), np.array([0, 1, 0, 1, 0, 1], np.float32), 2, 3, 1e-3, 0,
+                                            train_precision="bf16")
+    assert model.train_precision == "bf16" and len(history) == 2 and np.isfinite(history[-1]["train MSE"])
