@@ -19,24 +19,24 @@ is not shaping: the interval repeats the estimate ``n_resamples`` times with new
 ``bootstrap=True``, transitions resampled with replacement) and takes the central ``level`` share of the
 distances. Tested against the exact maze EPIC, which it agrees with within its interval.
 
-Rewards are functions of batches, ``R(s, a, s_next) -> (n,)``, or :class:`~rewinterp_utils.reward_models.RewardModel`
-objects (run on what they read). ``m`` is computed once per distinct state of the transitions, so a finite
+Rewards are any kind :func:`~rewinterp_utils.adapters.transition_reward` takes (a function of batches, a
+:class:`~rewinterp_utils.reward_models.RewardModel`, a torch module, an ``imitation``-style reward net). ``m`` is computed once per distinct state of the transitions, so a finite
 environment (the maze) costs its number of states, not of transitions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from rewinterp_utils.reward_models import RewardModel
+from rewinterp_utils.adapters import transition_reward
 from rewinterp_utils.stats import pearson_distance
 
-SampledReward = RewardModel | Callable[[np.ndarray, np.ndarray, np.ndarray], Any]
-"""A reward for :func:`sampled_epic`: a reward model, or a function ``R(s, a, s_next)`` of batches."""
+SampledReward = Any
+"""A reward for :func:`sampled_epic`: any kind :func:`~rewinterp_utils.adapters.transition_reward` takes."""
 
 
 @dataclass(frozen=True)
@@ -50,29 +50,6 @@ class SampledEpic:
     n_samples: int  #: draws ``(A, S')`` per mean ``m(x)``
     n_transitions: int  #: transitions compared (the coverage)
     resampled: tuple[float, ...]  #: every resampled distance
-
-
-def _reward_fn(reward: SampledReward, name: str) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
-    """``reward`` as a function of ``(s, a, s_next)`` batches giving finite float64 ``(n,)``."""
-    if isinstance(reward, RewardModel):
-        def call(s, a, s_next):
-            return reward.predict(**{k: v for k, v in (("s", s), ("s_next", s_next)) if k in reward.inputs})
-    elif callable(reward):
-        call = reward
-    else:
-        raise ValueError(f"{name} must be a RewardModel or a function R(s, a, s_next), got {type(reward).__name__}")
-
-    def run(s, a, s_next):
-        try:
-            out = np.asarray(call(s, a, s_next), dtype=np.float64)
-        except Exception as e:  # the user's reward: say whose it is
-            raise ValueError(f"{name} failed on a batch of {len(s)} transitions: {type(e).__name__}: {e}") from None
-        if out.shape != (len(s),):
-            raise ValueError(f"{name} must give one reward per transition, shape ({len(s)},), got {out.shape}")
-        if not np.isfinite(out).all():
-            raise ValueError(f"{name} gave a NaN or infinite reward")
-        return out
-    return run
 
 
 def _check(transitions: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -129,7 +106,7 @@ def sampled_epic(reward_a: SampledReward, reward_b: SampledReward, transitions: 
     pool = np.concatenate([s, s_next]) if states is None else np.asarray(states)
     if pool.shape[1:] != s.shape[1:] or not len(pool):
         raise ValueError(f"states must be a non-empty array of states shaped like s, got {pool.shape}")
-    fns = {"reward_a": _reward_fn(reward_a, "reward_a"), "reward_b": _reward_fn(reward_b, "reward_b")}
+    fns = {"reward_a": transition_reward(reward_a, "reward_a"), "reward_b": transition_reward(reward_b, "reward_b")}
     rng = np.random.default_rng(seed)
     if action_space is not None:
         action_space.seed(int(rng.integers(2**31)))
