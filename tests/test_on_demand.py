@@ -44,12 +44,14 @@ def test_seconds_come_from_this_store_then_the_measured_table_then_the_typical_c
     assert stage_seconds("maze_expert", "smoke") == 40.0
 
 
-def test_the_committed_table_covers_every_stage_at_smoke_and_default():
+def test_the_committed_table_covers_every_stage_at_smoke_and_the_costly_ones_at_default():
+    """Measured on a build, with the machine that measured it; at default the stages a notebook run alone would
+    wait longest for (a stage the table lacks is quoted at the profile's typical cell)."""
     table = json.loads(on_demand.STAGE_SECONDS_FILE.read_text())
-    for profile in ("smoke", "default"):
-        assert table[profile]["machine"], profile
-        missing = [s for s in STAGES if s not in table[profile]["seconds"]]
-        assert not missing, (profile, missing)
+    assert table["smoke"]["machine"] and table["default"]["machine"]
+    assert not [s for s in STAGES if s not in table["smoke"]["seconds"]]
+    costly = ("maze_expert", "maze_retrain", "atari_expert", "atari_dataset", "atari_reward_model", "atari_retrain")
+    assert all(table["default"]["seconds"][s] > 0 for s in costly)
 
 
 def test_refreshing_needs_a_build(root):
