@@ -73,7 +73,7 @@ def assert_bad_setting_writes_nothing(tmp_path, monkeypatch, variable, value):
     import subprocess
     import sys
 
-    from rewinterp_utils.pipeline.artifacts import open_stage
+    from rewinterp_utils.pipeline.session import open_stage
 
     monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
     monkeypatch.setenv(variable, value)

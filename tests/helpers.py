@@ -8,6 +8,7 @@ import numpy as np
 
 from rewinterp_utils.envs.maze import AGENT, GOAL
 from rewinterp_utils.pipeline import artifacts as art
+from rewinterp_utils.pipeline.session import open_stage
 from rewinterp_utils.pipeline.stages import get_stage
 
 
@@ -31,7 +32,7 @@ def cell(stage: str, profile: str = "smoke", **given):
 
 def open_(stage: str, profile: str = "smoke", **given):
     """What a notebook does: ``open_stage`` with its namespace."""
-    return art.open_stage(stage, {"profile": profile, **given})
+    return open_stage(stage, {"profile": profile, **given})
 
 
 def require(stage: str, profile: str = "smoke", **given) -> Path:

@@ -11,6 +11,7 @@ import pytest
 from helpers import cell, finish_with, open_, require
 
 from rewinterp_utils.pipeline import artifacts as art
+from rewinterp_utils.pipeline.session import open_stage
 from rewinterp_utils.pipeline.artifacts import cell_dir
 from rewinterp_utils.pipeline.codehash import notebook_code_hash, package_hash
 from rewinterp_utils.pipeline.profiles import (
@@ -49,10 +50,10 @@ def test_open_stage_bad_input_writes_nothing(root, stage, profile, given):
 
 
 def test_open_stage_reads_only_the_stage_parameters_from_the_namespace(root):
-    run = art.open_stage("maze_expert", {"profile": "smoke", "seed": 2, "np": object(), "unrelated": 1})
+    run = open_stage("maze_expert", {"profile": "smoke", "seed": 2, "np": object(), "unrelated": 1})
     assert run.cell == cell("maze_expert", seed=2)
     with pytest.raises(ValueError, match="profile"):
-        art.open_stage("maze_expert", {"seed": 2})
+        open_stage("maze_expert", {"seed": 2})
 
 
 def test_unfinished_run_is_never_accepted(root):
@@ -192,7 +193,7 @@ def test_cell_made_from_an_upstream_cell_the_profile_no_longer_makes_is_stale(ro
 
 def test_figure3_cell_and_upstream_cells(root):
     for c in get_stage("maze_retrain").cells("smoke", n_seeds=2):
-        run = art.open_stage("maze_retrain", {"profile": "smoke", **c.params})
+        run = open_stage("maze_retrain", {"profile": "smoke", **c.params})
         finish_with(run, metrics={"final_return": float(c.params["seed"])})
     run = open_("maze_figure3", n_seeds=2)
     assert run.config.n_seeds == 2
@@ -257,9 +258,9 @@ def test_a_cell_made_with_another_device_or_precision_is_not_done(tmp_path, monk
     from rewinterp_utils.pipeline.artifacts import (
         ArtifactError,
         cell_dir,
-        open_stage,
         verify,
     )
+    from rewinterp_utils.pipeline.session import open_stage
 
     monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
     monkeypatch.setenv("REWINTERP_PRECISION", "fp32")

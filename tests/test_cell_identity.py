@@ -13,6 +13,7 @@ import pytest
 from conftest import plant_notebooks
 
 from rewinterp_utils.pipeline import artifacts as art
+from rewinterp_utils.pipeline.session import open_stage
 from rewinterp_utils.pipeline import profiles, stages
 from rewinterp_utils.pipeline.codehash import package_hash, size_reads
 from rewinterp_utils.pipeline.stages import STAGES, get_stage
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def make(stage: str, reads: tuple[str, ...] = (), **given) -> Path:
     """Publish a cell of ``stage`` at smoke (one file), recording the upstream cells of ``reads``."""
-    run = art.open_stage(stage, {"profile": "smoke", **given})
+    run = open_stage(stage, {"profile": "smoke", **given})
     for up in reads:
         run.require(up)
     run.path("out.txt").write_text("x")
@@ -181,4 +182,4 @@ def test_the_worker_command_line_has_one_home():
     package = REPO / "rewinterp_utils"
     spelled = sorted(p.relative_to(package).as_posix() for p in package.rglob("*.py")
                      if '"rewinterp_utils.pipeline.worker"' in p.read_text() or '"-m"' in p.read_text())
-    assert spelled == ["pipeline/launch.py"]
+    assert spelled == ["pipeline/worker.py"]

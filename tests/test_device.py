@@ -14,7 +14,8 @@ import torch
 from conftest import assert_bad_setting_writes_nothing
 
 from rewinterp_utils.device import torch_device
-from rewinterp_utils.pipeline.artifacts import StoredCell, open_stage
+from rewinterp_utils.pipeline.artifacts import StoredCell
+from rewinterp_utils.pipeline.session import open_stage
 from rewinterp_utils.pipeline.stages import get_stage
 
 REPO = Path(__file__).resolve().parents[1]

@@ -99,7 +99,7 @@ def test_an_unknown_parameter_stops_the_notebook_naming_the_valid_ones(tmp_path,
 
 
 def test_injected_parameters_are_read_from_papermills_cell_only():
-    from rewinterp_utils.pipeline.artifacts import injected_parameters
+    from rewinterp_utils.pipeline.session import injected_parameters
 
     history = ["", "import numpy", "# Parameters\nseed = 3\nprofile = \"smoke\"\n", "x = 1"]
     assert injected_parameters({"_ih": history}) == ["seed", "profile"]

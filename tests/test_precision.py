@@ -18,7 +18,7 @@ from rewinterp_utils.agents import atari_ppo
 from rewinterp_utils.device import precision
 from rewinterp_utils.envs.atari import make_atari_venv
 from rewinterp_utils.features import AutocastNatureCNN, RawImageCnnPolicy, cnn_policy_kwargs
-from rewinterp_utils.pipeline.artifacts import open_stage
+from rewinterp_utils.pipeline.session import open_stage
 from rewinterp_utils.pipeline.profiles import AtariExpert
 
 BREAKOUT = "BreakoutNoFrameskip-v4"

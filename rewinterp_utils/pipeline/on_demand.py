@@ -27,7 +27,7 @@ from rewinterp_utils.pipeline.artifacts import (
     recorded_seconds,
     run_lock,
 )
-from rewinterp_utils.pipeline.launch import worker_command
+from rewinterp_utils.pipeline.worker import worker_command
 from rewinterp_utils.pipeline.profiles import TYPICAL_CELL_S
 from rewinterp_utils.pipeline.stages import STAGES, Cell
 

@@ -15,7 +15,7 @@
 * ``summary.json`` is rebuilt after every stage (:mod:`~rewinterp_utils.pipeline.summary`).
 * Where cells execute: :mod:`~rewinterp_utils.pipeline.backends`.
 * ``cells``: the given cells instead of a chapter's sweep (``rewinterp audit`` runs one ``audit`` cell per model).
-  Their notebooks build missing upstream cells on demand (:meth:`~rewinterp_utils.pipeline.artifacts.StageRun.require`,
+  Their notebooks build missing upstream cells on demand (:meth:`~rewinterp_utils.pipeline.session.StageRun.require`,
   under this run's lock); the first cell runs alone, so cells that read the same upstream cell do not build it
   twice at once.
 """

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from rewinterp_utils.pipeline.artifacts import HANDOFF_ENV, cell_dir, publish
-from rewinterp_utils.pipeline.launch import worker_command
 from rewinterp_utils.pipeline.stages import Cell, cell_of, notebooks_dir
 from rewinterp_utils.pipeline.watchdog import CellHung, Stop, execute_watched, limits_for, stops_record
 
@@ -118,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         print(str(e)[-4000:], file=sys.stderr)
         return EXIT_HUNG if e.hung else EXIT_FAILED
     return 0
+
+
+def worker_command(cell: Cell, workdir: Path) -> list[str]:
+    """The command that executes ``cell``'s notebook in ``workdir`` and publishes the cell (this interpreter):
+    the runner's backends start it through :func:`run_subprocess`, a notebook's on-demand build directly."""
+    return [sys.executable, "-m", "rewinterp_utils.pipeline.worker", cell.spec(), str(workdir)]
 
 
 def run_subprocess(cell: Cell, workdir: Path, env: dict[str, str], stderr: Any) -> Any:
