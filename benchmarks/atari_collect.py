@@ -51,9 +51,13 @@ def main() -> None:
     parser.add_argument("--rewarded", type=int, default=400, help="rewarded stacks per collection")
     parser.add_argument("--profile", default="default", help="whose atari_expert cell plays")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--expert", type=Path, help="a policy.pt to play instead (e.g. a cell of an older build)")
     args = parser.parse_args()
-    (cell,) = STAGES["atari_expert"].cells(args.profile, game=args.game)
-    expert_path = verify(cell) / "policy.pt"
+    if args.expert is not None:
+        expert_path = args.expert
+    else:
+        (cell,) = STAGES["atari_expert"].cells(args.profile, game=args.game)
+        expert_path = verify(cell) / "policy.pt"
     n_envs = STAGES["atari_dataset"].cells(args.profile, game=args.game)[0].config.n_envs
     env_id = atari_id(args.game)
 

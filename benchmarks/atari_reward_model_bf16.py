@@ -39,12 +39,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--score", default="shown", choices=("shown", "hidden"))
     parser.add_argument("--out", default="book/benchmarks/atari_reward_model_bf16.md")
+    parser.add_argument("--datasets", nargs="+", type=Path, help="atari_dataset cell folders to read instead, one "
+                        "per game in --games order (e.g. the cells of an older build)")
     args = parser.parse_args()
     cfg = resolve("atari_reward_model", args.profile)
     rows = []
-    for game in args.games:
-        (cell,) = [c for c in STAGES["atari_dataset"].cells(args.profile, game=game)]
-        folder = verify(cell)
+    for i, game in enumerate(args.games):
+        if args.datasets:
+            folder = args.datasets[i]
+        else:
+            (cell,) = STAGES["atari_dataset"].cells(args.profile, game=game)
+            folder = verify(cell)
         train, test = (load_transitions(folder / f"{split}.npz") for split in ("train", "test"))
         for precision in ("fp32", "bf16"):
             for seed in range(args.seeds):
@@ -59,9 +64,10 @@ def main() -> None:
                 print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     summary = df.groupby(["game", "precision"]).agg(["mean", "std"]).drop(columns="seed")
+    source = ", ".join(str(d) for d in args.datasets) if args.datasets else f"the `{args.profile}` build's cells"
     lines = [f"Measured {date.today()} on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
              f"torch threads {torch.get_num_threads()}; profile `{args.profile}` settings ({cfg.epochs} epochs, batch "
-             f"{cfg.batch_size}, lr {cfg.learning_rate:g}), score {args.score}, {args.seeds} seeds per precision. "
+             f"{cfg.batch_size}, lr {cfg.learning_rate:g}), score {args.score}, {args.seeds} seeds per precision; datasets: {source}. "
              "Criterion: bf16 passes a class when its mean held-out MSE differs from fp32's by no more than the "
              "larger sd over seeds.", "", "| game | class | fp32 MSE | bf16 MSE | verdict | s per fit fp32 / bf16 |",
              "|---|---|---|---|---|---|"]

@@ -23,11 +23,13 @@ agent's cell in s' held a goal in s") with :func:`maze_check_inputs` to build tr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from rewinterp_utils.adapters import transition_reward
 from rewinterp_utils.envs.atari import score_box, score_edit
 from rewinterp_utils.envs.maze import ACTIONS, AGENT, FREE, GOAL, WALL, draw, empty_layout
 from rewinterp_utils.keys import metric_key
@@ -97,9 +99,14 @@ class Check:
         """Edit ``inputs``, evaluate the reward model on the changed inputs before and after, and judge.
 
         ``reward``: a reward model, or a plain function of the batch's arrays, ``fn(s, s_next)`` for a pair and
-        ``fn(s_next)`` for one array (wrapped by :func:`~rewinterp_utils.reward_models.as_reward_model`)."""
+        ``fn(s_next)`` for one array (wrapped by :func:`~rewinterp_utils.reward_models.as_reward_model`); for a
+        batch of 3 or 4 arrays ``(s, a, s_next[, done])``, any reward
+        :func:`~rewinterp_utils.adapters.transition_reward` takes (an environment's transitions)."""
         xs = self.validate(inputs)
-        model = reward if isinstance(reward, RewardModel) else as_reward_model(reward, ("s", "s_next")[-len(xs):])
+        if isinstance(reward, RewardModel) or len(xs) <= 2:
+            model = reward if isinstance(reward, RewardModel) else as_reward_model(reward, ("s", "s_next")[-len(xs):])
+        else:  # a transition (s, a, s_next[, done]) batch: any reward transition_reward takes
+            model = SimpleNamespace(predict=transition_reward(reward, "the reward"))
         edited = tuple(np.asarray(x) for x in self.edit(xs))
         if len(edited) != len(xs) or any(e.shape != x.shape for e, x in zip(edited, xs)):
             raise ValueError(f"the edit of check {self.name!r} changed the shapes of the inputs")

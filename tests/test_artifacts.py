@@ -250,7 +250,7 @@ def test_stage_wall_time_is_the_union_of_its_cells_run_intervals(monkeypatch):
     assert cell_timings(list(spans)) == {"cells_s": 1200.0, "wall_s": 15 * 60.0}
 
 
-def test_a_cell_made_with_another_device_or_precision_is_not_done(tmp_path, monkeypatch):
+def test_a_cell_made_with_another_device_or_precision_is_not_done(root, monkeypatch):
     """A cell whose manifest records another precision (or device) than this run's does not verify: it is remade,
     not counted as done; with the same settings it verifies."""
     import json as _json
@@ -262,7 +262,6 @@ def test_a_cell_made_with_another_device_or_precision_is_not_done(tmp_path, monk
     )
     from rewinterp_utils.pipeline.session import open_stage
 
-    monkeypatch.setenv("REWINTERP_ARTIFACTS", str(tmp_path / "artifacts"))
     monkeypatch.setenv("REWINTERP_PRECISION", "fp32")
     run = open_stage("results", {"profile": "smoke"})
     run.finish({"n_claims": 0})

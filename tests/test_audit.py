@@ -279,6 +279,20 @@ def test_the_reports_open_cleanly_in_chromium_with_no_network(audited):
     assert rule.count("data:image/png;base64") >= 1
 
 
+def test_the_reports_open_with_their_verdicts_and_hide_their_code(audited):
+    from rewinterp_utils.html_report import VERDICT_COLOURS
+
+    rule = (audited / "rewinterp_utils.audit.paper_rule_model.html").read_text()
+    body = rule[rule.index("<body"):]
+    assert body.index("Verdicts") < body.index("jp-Cell"), "the verdict table comes first"
+    assert 'class="rewinterp-hide-code' in body and "Show code" in body, "code hidden behind a toggle"
+    assert not re.search(r"\{(doc|func|mod|class)\}`", rule), "MyST roles written as text"
+    assert f'background:{VERDICT_COLOURS[FAILS]}"><td' not in body and VERDICT_COLOURS[FAILS] in body
+    page = (audited / "comparison.html").read_text()
+    assert 'href="rewinterp_utils.audit.paper_rule_model.html"' in page, "each row links to its report"
+    assert VERDICT_COLOURS[FAILS] in page and VERDICT_COLOURS[HOLDS] in page
+
+
 def test_the_side_by_side_page_reports_what_the_command_reports(smoke, tmp_path, monkeypatch):
     """Part VII's side-by-side page says each of its columns is what ``rewinterp audit`` reports for that model:
     audit the regression model's file with the command, and every one of its metrics equals the page's."""

@@ -33,7 +33,7 @@ class Quiet(SimpleHTTPRequestHandler):
 def test_needed_cells_are_the_stages_and_everything_they_read():
     names = {c.stage.name for c in needed_cells("smoke", ["atari_saliency"])}
     assert names == {"atari_expert", "atari_dataset", "atari_reward_model", "atari_saliency"}
-    assert len(needed_cells("smoke", ["atari_dataset"])) == len(STAGES["maze_expert"].cells("smoke")) + \
+    assert len(needed_cells("smoke", ["maze_dataset"])) == len(STAGES["maze_expert"].cells("smoke")) + \
         len(STAGES["maze_dataset"].cells("smoke"))
     with pytest.raises(ValueError, match="profile"):
         needed_cells("fast", ["maze_dataset"])

@@ -39,10 +39,12 @@ def test_version_is_the_installed_version(capsys):
 
 
 def test_audit_help_lists_every_valid_env_and_an_example():
+    import gymnasium as gym
+
     text = help_of("audit")
-    listed = re.findall(r"[\w.-]+(?::\w+)?", text.split("valid --env values:")[1].split("example:")[0])
+    listed = re.findall(r"[\w.-]+(?::\w+)?", text.split("valid --env values:")[1].split("examples:")[0])
     assert set(AUDIT_ENV_IDS) <= set(listed), set(AUDIT_ENV_IDS) - set(listed)
-    example = text.split("example:")[1].split()
-    assert example[:2] == ["rewinterp", "audit"]
-    args = parser().parse_args(example[1:])  # the example itself parses
-    assert args.env in AUDIT_ENV_IDS
+    examples = [line.split() for line in text.split("examples:")[1].strip().splitlines()]
+    assert len(examples) == 2 and all(e[:2] == ["rewinterp", "audit"] for e in examples)
+    book, gym_env = (parser().parse_args(e[1:]) for e in examples)  # each example parses
+    assert book.env in AUDIT_ENV_IDS and gym_env.env in gym.registry and gym_env.env not in AUDIT_ENV_IDS

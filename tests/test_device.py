@@ -14,7 +14,7 @@ import torch
 from conftest import assert_bad_setting_writes_nothing
 
 from rewinterp_utils.device import torch_device
-from rewinterp_utils.pipeline.artifacts import StoredCell
+from rewinterp_utils.pipeline.artifacts import StoredCell, find
 from rewinterp_utils.pipeline.session import open_stage
 from rewinterp_utils.pipeline.stages import get_stage
 
@@ -59,7 +59,8 @@ def test_cpu_and_auto_give_the_same_metrics_and_record_the_device(tmp_path, monk
         assert done.returncode == 0, done.stderr[-2000:]
         monkeypatch.setenv("REWINTERP_ARTIFACTS", str(root))  # restored after the test (the smoke build's)
         cells = [get_stage(s).cell("smoke") for s in ("maze_expert", "maze_dataset")]
-        found[choice] = [StoredCell(c).metrics for c in cells]
-        assert [json.loads((StoredCell(c).dir / "manifest.json").read_text())["device"] for c in cells] == \
-            ["cpu", "cpu"]
+        stored = [StoredCell(c, find(c)) for c in cells]  # the expert built on demand, the dataset run by hand
+        assert [s.dir.parent.parent.name for s in stored] == ["smoke", "by-hand"]
+        found[choice] = [s.metrics for s in stored]
+        assert [json.loads((s.dir / "manifest.json").read_text())["device"] for s in stored] == ["cpu", "cpu"]
     assert found["cpu"] == found["auto"] and found["cpu"][0]

@@ -53,6 +53,30 @@ def cell_dir(cell: Cell) -> Path:
     return artifacts_root() / cell.profile / cell.stage.name / cell.key
 
 
+HAND_RUNS = "by-hand"
+"""The folder, under a profile's, of cells a notebook run by hand made (:func:`hand_dir`)."""
+
+
+def hand_dir(cell: Cell) -> Path:
+    """Where a notebook run by hand (Jupyter, Colab, papermill: not under ``rewinterp run`` or an on-demand build)
+    publishes ``cell``: ``<root>/<profile>/by-hand/<stage>/<cell key>``. Kept apart from the runner's cells: other
+    notebooks run by hand read it (:func:`find`), the runner never reads, remakes or deletes it (its cells carry the
+    executed notebook the book shows)."""
+    return artifacts_root() / cell.profile / HAND_RUNS / cell.stage.name / cell.key
+
+
+def find(cell: Cell) -> Path | None:
+    """The folder a notebook run by hand reads for ``cell``: the runner's if it verifies, else a hand run's if that
+    verifies, else ``None`` (build it)."""
+    for folder in (cell_dir(cell), hand_dir(cell)):
+        if folder.is_dir():
+            try:
+                return verify(cell, folder)
+            except ArtifactError:
+                pass
+    return None
+
+
 def executed_path(cell: Cell) -> Path:
     """The executed notebook the runner publishes with the cell's artifacts."""
     return cell_dir(cell) / EXECUTED
@@ -64,6 +88,7 @@ class StoredCell:
     <rewinterp_utils.pipeline.summary.verified_cells>`): its parameters, its folder and its metrics."""
 
     cell: Cell
+    folder: Path | None = None  #: where it was found (a hand run's folder); ``None``: the runner's
 
     @property
     def params(self) -> Mapping[str, Any]:
@@ -71,12 +96,12 @@ class StoredCell:
 
     @property
     def dir(self) -> Path:
-        return cell_dir(self.cell)
+        return self.folder or cell_dir(self.cell)
 
     @property
     def metrics(self) -> dict[str, Any]:
         """The cell's metrics, local keys (read from its verified folder)."""
-        return read_metrics(verify(self.cell))
+        return read_metrics(verify(self.cell, self.folder))
 
     def describe(self) -> str:
         return self.cell.describe()
@@ -169,9 +194,10 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise ArtifactError(f"corrupt manifest {path} ({e})") from e
 
 
-def verify(cell: Cell) -> Path:
-    """The folder of ``cell`` if it is complete and intact; ``ArtifactError`` saying what is wrong and what to run."""
-    folder = cell_dir(cell)
+def verify(cell: Cell, folder: Path | None = None) -> Path:
+    """The folder of ``cell`` (the runner's, or ``folder``: a hand run's) if it is complete and intact;
+    ``ArtifactError`` saying what is wrong and what to run."""
+    folder = cell_dir(cell) if folder is None else folder
     try:
         manifest = read_manifest(folder)
     except ArtifactError as e:
@@ -251,8 +277,12 @@ def done_reason(cell: Cell) -> str | None:
         folder = verify(cell)
     except ArtifactError as e:
         return str(e).split(": run `")[0]
-    if EXECUTED not in read_manifest(folder).get("files", {}):
+    manifest = read_manifest(folder)
+    if EXECUTED not in manifest.get("files", {}):
         return f"{folder} was made outside the runner (no executed notebook for the book)"
+    by_hand = [name for name in manifest.get("upstream", {}) if name.startswith(f"{cell.profile}/{HAND_RUNS}/")]
+    if by_hand:
+        return f"{folder} was made from a notebook run by hand ({by_hand[0]}), which the book does not show"
     return None
 
 

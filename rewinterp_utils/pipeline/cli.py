@@ -62,8 +62,11 @@ def _audit_epilog() -> str:
     mazes = [e for e in AUDIT_ENV_IDS if "Maze" in e]
     games = [e for e in AUDIT_ENV_IDS if "Maze" not in e]
     return ("valid --env values:\n  mazes:\n" + listed(mazes) + "  Atari games, with :shown or :hidden for the "
-            "score display (shown when left out):\n" + listed(games) + "\nexample:\n  rewinterp audit "
-            "my_model.pt --env EmptyMaze-10x10-CoinFlipGoal-v3 --out report.html")
+            "score display (shown when left out):\n" + listed(games) + "  any other Gymnasium id with Box or Discrete "
+            "spaces, e.g. Pendulum-v1 (the audits of rewinterp_utils.env_audit;\n  MODEL and --reference are then "
+            "import paths package.module:factory)\n\nexamples:\n  rewinterp audit my_model.pt --env "
+            "EmptyMaze-10x10-CoinFlipGoal-v3 --out report.html\n  rewinterp audit mymod:make_reward --env Pendulum-v1 "
+            "--reference mymod:true_reward")
 
 
 def _version() -> str:
@@ -122,7 +125,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--dataset", default=None, metavar="PATH",
                    help="held-out data (.npz of save_transitions; default: the expert's, built if missing)")
     a.add_argument("--reference", default=None, metavar="MODEL",
-                   help="maze only: the reference reward (default: the true one)")
+                   help="the reference reward (maze: default the true one; a Gymnasium id: an import path)")
     a.add_argument("--retrain", action="store_true",
                    help="also train PPO on each model's reward and score it on the true reward (minutes per model)")
     a.add_argument("--jobs", type=_positive, default=None, help="audits run at once (default: CPU cores)")
@@ -134,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     from rewinterp_utils.pipeline import book, reports, runner  # heavy imports only once the arguments are valid
 
     try:
-        if args.command == "audit":
+        if args.command == "audit" and reports.is_gym_env(args.env):
+            for path in reports.run_env_audits(args.models, args.env, args.out, args.profile, args.reference,
+                                               args.retrain):
+                print(path)
+        elif args.command == "audit":
             for path in reports.run_audits(args.models, args.env, args.out, args.profile, args.dataset,
                                            args.reference, args.jobs, args.retrain):
                 print(path)

@@ -23,6 +23,7 @@ from rewinterp_utils.pipeline.artifacts import (
     ArtifactError,
     artifacts_root,
     cell_dir,
+    find,
     is_complete,
     recorded_seconds,
     run_lock,
@@ -85,12 +86,13 @@ def _reads(cell: Cell, upstream: Cell) -> bool:
 
 def plan(cell: Cell) -> list[Cell]:
     """The cells that building ``cell`` makes: it and every missing cell it reads, transitively, deepest first
-    (each notebook builds what it reads, so this is the order they finish in)."""
+    (each notebook builds what it reads, so this is the order they finish in). A cell a notebook run by hand made
+    (:func:`~rewinterp_utils.pipeline.artifacts.find`) is not missing."""
     order: list[Cell] = []
     seen: set[tuple] = set()
 
     def visit(c: Cell) -> None:
-        if c.key in seen or is_complete(c):
+        if c.key in seen or find(c) is not None:  # the runner's cell, or a hand run's, is there
             return
         seen.add(c.key)
         for name in c.stage.upstream:

@@ -187,10 +187,28 @@ class AtariRetrain(AtariExpert):
     n_onpolicy_steps: int = 4_096  #: steps of the final agent's own play on which the reward models are checked
 
 
+@dataclass(frozen=True)
+class AuditGym:
+    """Two reward models learned on a classic-control env and audited from Python (Part VII's last page)."""
+
+    n_train: int  #: transitions of random play the models learn from
+    n_transitions: int  #: held-out transitions the audit reads (other episodes)
+    epic_samples: int  #: draws (A, S') per mean of sampled EPIC
+    epic_resamples: int  #: resamples for EPIC's interval
+    retrain_steps: int  #: PPO steps on a model's reward (``rewinterp audit --retrain`` on a Gymnasium id)
+    eval_episodes: int  #: episodes scored on the env's own reward, before and after retraining
+    epochs: int = 30  #: regression epochs
+    batch_size: int = 64  #: minibatch size
+    learning_rate: float = 1e-3  #: Adam learning rate
+    hidden: int = 64  #: width of both tanh layers
+    gamma: float = 0.99  #: discount of EPIC's canonicalisation
+
+
 SIZE_FIELDS: frozenset[str] = frozenset({
     "total_timesteps", "eval_freq", "n_eval_episodes", "n_train", "n_test", "max_steps", "n_screens", "n_seeds",
     "max_placements", "n_inputs", "n_check_inputs", "n_pairs", "few_pairs", "n_frames", "n_share_frames",
-    "n_onpolicy_steps", "n_plays", "games", "rewards",
+    "n_onpolicy_steps", "n_plays", "games", "rewards", "n_transitions", "epic_samples", "epic_resamples",
+    "retrain_steps", "eval_episodes",
 })
 """Fields that say how much is computed; every other field is a setting, the same at ``smoke`` as at ``paper``."""
 
@@ -214,6 +232,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "atari_sanity": AtariSanity(n_frames=2, n_share_frames=4, ig_steps=32),
         "atari_retrain": AtariRetrain(total_timesteps=2_048, eval_freq=1_024, n_eval_episodes=1,
                                       games=("Breakout",), rewards=("true", "learned_shown"), n_onpolicy_steps=128),
+        "audit_gym": AuditGym(n_train=2_000, n_transitions=400, epic_samples=64, epic_resamples=5,
+                              retrain_steps=4_096, eval_episodes=8),
     },
     "default": {
         "maze_expert": MazeExpert(total_timesteps=45_000, eval_freq=2_500, n_eval_episodes=50),
@@ -238,6 +258,8 @@ SIZES: dict[str, dict[str, Any]] = {
         # 98 rollouts of 8 x 128 steps (>= 100k), 2 seeds: 24 cells of 3.0-3.6 min, two at a time: 40.7 min measured
         # (was 47.3 before the extractor scaled raw bytes itself; the learned-reward cells run the reward CNN per step)
         "atari_retrain": AtariRetrain(total_timesteps=100_352, eval_freq=50_176, n_eval_episodes=3, n_seeds=2),
+        "audit_gym": AuditGym(n_train=20_000, n_transitions=2_000, epic_samples=256, epic_resamples=20,
+                              retrain_steps=20_000, eval_episodes=20),
     },
     "paper": {
         "maze_expert": MazeExpert(total_timesteps=45_000, eval_freq=1_000, n_eval_episodes=50),
@@ -257,6 +279,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "atari_sanity": AtariSanity(n_frames=32, n_share_frames=1_000, ig_steps=32),
         "atari_retrain": AtariRetrain(total_timesteps=10_000_000, eval_freq=250_000, n_eval_episodes=10, n_seeds=3,
                                       n_onpolicy_steps=20_000),
+        "audit_gym": AuditGym(n_train=100_000, n_transitions=10_000, epic_samples=1_024, epic_resamples=50,
+                              retrain_steps=100_000, eval_episodes=50),
     },
 }
 
@@ -326,3 +350,15 @@ def audit_sizes(profile: str, kind: str = "maze", retrain: bool = False) -> dict
     return {"max_placements": resolve("maze_counterfactuals", profile).max_placements,
             "n_check_inputs": sanity.n_check_inputs, "n_saliency_inputs": sanity.n_inputs,
             "threshold": sanity.threshold, "gamma": resolve("maze_expert", profile).gamma, **extra}
+
+
+
+def env_audit_sizes(profile: str):
+    """The sizes of :func:`rewinterp_utils.env_audit.audit` (any Gymnasium env) at ``profile``: those of the book's
+    own page (``audit_gym``), for ``rewinterp audit`` on a Gymnasium id."""
+    from rewinterp_utils.env_audit import EnvAuditSizes
+
+    cfg = resolve("audit_gym", profile)
+    return EnvAuditSizes(n_transitions=cfg.n_transitions, epic_samples=cfg.epic_samples,
+                         epic_resamples=cfg.epic_resamples, retrain_steps=cfg.retrain_steps,
+                         eval_episodes=cfg.eval_episodes, gamma=cfg.gamma)

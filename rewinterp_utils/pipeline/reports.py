@@ -16,7 +16,7 @@ import os
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from rewinterp_utils.pipeline.stages import Cell, get_stage
 
@@ -31,22 +31,36 @@ MODEL_SUFFIXES: tuple[str, ...] = (".pt", ".pth")
 """The files a folder of models is read for."""
 
 
-def render_html(executed: Path, out: Path) -> Path:
+def render_html(executed: Path, out: Path, metrics: Mapping[str, Any] | None = None) -> Path:
     """The executed notebook ``executed`` as one HTML file ``out`` that loads nothing from the network: figures
-    embedded as data URIs, cells tagged ``remove-cell`` (the install cell) left out."""
+    embedded as data URIs, cells tagged ``remove-cell`` (the install cell) left out, MyST roles written as text,
+    code hidden behind a "Show code" button, and, given the cell's ``metrics``, its verdicts (``claims.*``) in a
+    table at the top, each marked by colour and word."""
     import nbformat
+    import pandas as pd
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
 
+    from rewinterp_utils.html_report import myst_roles_as_text, table_html, with_code_hidden
+
     exporter = HTMLExporter(extra_loaders=[DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})],
                             template_file="offline.html.j2", embed_images=True)
     exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=("remove-cell",)), enabled=True)
+    nb = nbformat.read(executed, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = myst_roles_as_text(cell.source)
     with warnings.catch_warnings():  # glued metrics are hidden outputs, meant for the book: not shown here
         warnings.filterwarnings("ignore", message="Your element with mimetype", category=UserWarning)
-        body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+        body, _ = exporter.from_notebook_node(nb)
+    first = ""
+    verdicts = {k.removeprefix("claims."): v for k, v in (metrics or {}).items() if k.startswith("claims.")}
+    if verdicts:
+        table = pd.DataFrame({"verdict": verdicts}).rename_axis("audit")
+        first = f"<h2>Verdicts</h2>{table_html(table)}"
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(body, encoding="utf-8")
+    tmp.write_text(with_code_hidden(body, first), encoding="utf-8")
     tmp.replace(out)
     return out
 
@@ -142,16 +156,85 @@ def run_audits(specs: Sequence[str], env_id: str, out: Path | None = None, profi
     with _importable_from_here():
         runner.run(profile, force=True, jobs=jobs, cells=cells)
     folder.mkdir(exist_ok=True)
-    written = [render_html(executed_path(c), t) for c, t in zip(cells, targets)]
+    metrics = [read_metrics(cell_dir(c)) for c in cells]
+    written = [render_html(executed_path(c), t, m) for c, t, m in zip(cells, targets, metrics)]
     if batch:
-        table = comparison_table({n: read_metrics(cell_dir(c)) for n, c in zip(names, cells)})
+        from rewinterp_utils.html_report import page, table_html
+
+        table = comparison_table(dict(zip(names, metrics)))
         table.to_csv(folder / "comparison.csv")
-        (folder / "comparison.html").write_text(
-            f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Reward-model audits on "
-            f"{html.escape(env_id)}</title></head><body>\n<h1>Reward-model audits on {html.escape(env_id)}</h1>\n"
-            f"{table.to_html(border=1)}\n</body></html>\n", encoding="utf-8")
+        links = {n: t.name for n, t in zip(names, targets)}
+        (folder / "comparison.html").write_text(page(f"Reward-model audits on {env_id}", [
+            f"<h1>Reward-model audits on {html.escape(env_id)}</h1>",
+            "<p>One row per model, linked to its report; each verdict marked by colour and word.</p>",
+            table_html(table, links)]), encoding="utf-8")
         written += [folder / "comparison.csv", folder / "comparison.html"]
     return written
 
 
-__all__ = ["audit_cells", "expand_models", "render_html", "report_name", "run_audits"]
+def is_gym_env(env_id: str) -> bool:
+    """Whether ``env_id`` is a Gymnasium id the book's own audits do not cover (audited by
+    :func:`rewinterp_utils.env_audit.audit`)."""
+    import gymnasium as gym
+
+    from rewinterp_utils.audit import audit_target
+
+    try:
+        audit_target(env_id)
+        return False
+    except ValueError:
+        return env_id in gym.registry
+
+
+def load_factory(spec: str) -> object:
+    """What ``package.module:factory`` returns (called with no arguments), the working directory importable.
+    ``ValueError`` in one line when it does not import or the call raises."""
+    import importlib
+    import sys
+
+    module, colon, name = spec.partition(":")
+    if not colon or not name:
+        raise ValueError(f"model {spec!r}: on a Gymnasium env the model is an import path package.module:factory")
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"model {spec!r} does not import ({type(e).__name__}: {e})") from None
+    finally:
+        sys.path.remove(str(Path.cwd()))
+    try:
+        return factory()
+    except Exception as e:  # noqa: BLE001 - the user's factory
+        raise ValueError(f"model {spec!r}: calling the factory raised {type(e).__name__}: {e}") from None
+
+
+def run_env_audits(specs: Sequence[str], env_id: str, out: Path | None = None, profile: str = "default",
+                   reference: str | None = None, retrain: bool = False) -> list[Path]:
+    """``rewinterp audit pkg.mod:factory --env Pendulum-v1``: :func:`rewinterp_utils.env_audit.audit` on each model
+    (``reference``: another factory path; default none), one report each (as :func:`run_audits` names them).
+    Every model and the reference are loaded and tried before any audit runs."""
+    from rewinterp_utils.env_audit import audit, collect_transitions, make_env
+    from rewinterp_utils.pipeline.profiles import env_audit_sizes
+
+    sizes = env_audit_sizes(profile)
+    made, _ = make_env(env_id)
+    models = [load_factory(s) for s in specs]
+    ref = load_factory(reference) if reference else None
+    names = [report_name(s) for s in specs]
+    if len(specs) == 1:
+        target = Path(out or f"audit-{names[0]}.html")
+        targets = [target / f"{names[0]}.html" if target.is_dir() else target]
+    else:
+        folder = Path(out or "audit-reports")
+        targets = [folder / f"{n}.html" for n in names]
+    data = collect_transitions(made, sizes.n_transitions, seed=0)
+    from rewinterp_utils.env_audit import _reward_fn
+
+    for m, n in zip(models, names):
+        _reward_fn(m, data, f"model {n!r}")  # every model tried before any audit runs
+    return [audit(m, made, transitions=data, reference=ref, sizes=sizes, retrain=retrain, name=n).to_html(t)
+            for m, n, t in zip(models, names, targets)]
+
+
+__all__ = ["audit_cells", "expand_models", "is_gym_env", "load_factory", "render_html", "report_name", "run_audits",
+           "run_env_audits"]

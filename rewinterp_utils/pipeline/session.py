@@ -25,7 +25,8 @@ from rewinterp_utils.pipeline.artifacts import (
     _plain,
     artifacts_root,
     cell_dir,
-    is_complete,
+    find,
+    hand_dir,
     publish,
     sha256,
     verify,
@@ -45,7 +46,10 @@ class StageRun:
         self.chapter = cell.stage.chapter  #: the book chapter this stage belongs to (claims tables record it)
         self.config = cell.config
         self.identity = cell.identity
-        self.final_dir = cell_dir(cell)
+        #: run by hand (Jupyter, Colab, papermill), not by a worker of the runner or of an on-demand build: the cell
+        #: goes to its hand-run folder (:func:`~rewinterp_utils.pipeline.artifacts.hand_dir`), apart from the runner's
+        self.by_hand = not (os.environ.get(HANDOFF_ENV) or os.environ.get(RUNNER_ENV))
+        self.final_dir = hand_dir(cell) if self.by_hand else cell_dir(cell)
         self._tmp = self.final_dir.parent / f".{self.final_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
         self._upstream: dict[str, str] = {}
         self._started, self._t0 = _now(), time.perf_counter()
@@ -78,9 +82,10 @@ class StageRun:
         if cell.stage.name not in self.cell.stage.upstream:
             raise ValueError(f"stage {self.stage!r} reads {cell.stage.name!r}, which its row in STAGES does not "
                              f"list as upstream ({', '.join(self.cell.stage.upstream) or 'none'})")
-        if not is_complete(cell) and not os.environ.get(RUNNER_ENV):
-            build_on_demand(cell)
-        folder = verify(cell)
+        if os.environ.get(RUNNER_ENV):  # the runner's cells only (ArtifactError naming what to run)
+            folder = verify(cell)
+        else:  # the runner's, else a hand run's, else built now
+            folder = find(cell) or build_on_demand(cell)
         self._upstream[folder.relative_to(artifacts_root()).as_posix()] = sha256(folder / MANIFEST)
         return folder
 
@@ -99,9 +104,7 @@ class StageRun:
         e.g. ``n_seeds=3``), each verified and recorded as by :meth:`require`. Read their parameters, folders
         and metrics through :class:`StoredCell`'s ``params``, ``dir`` and ``metrics``."""
         cells = get_stage(stage).cells(self.profile, **given)
-        for cell in cells:
-            self._record(cell)
-        return [StoredCell(c) for c in cells]
+        return [StoredCell(c, self._record(c)) for c in cells]
 
     def finish(self, metrics: Mapping[str, Any]) -> Path:
         """Glue every metric (local key) for the book, write metrics and manifest, and publish the cell.

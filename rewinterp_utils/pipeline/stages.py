@@ -33,6 +33,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from rewinterp_utils.envs.atari import GAMES, SCORES, atari_id
+from rewinterp_utils.envs.classic import CLASSIC_REWARDS
 from rewinterp_utils.envs.maze import COINFLIP, TWOGOALS, maze_ids, maze_short_name
 from rewinterp_utils.pipeline.codehash import code_cells, notebook_code_hash, size_reads
 from rewinterp_utils.pipeline.profiles import PROFILES, SIZES, check_profile, resolve
@@ -400,6 +401,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           upstream=("maze_dataset", "maze_reward_model", "maze_pref_model", "atari_dataset", "atari_reward_model"),
           metrics="audit.compare",
           reads=("maze_expert", "maze_counterfactuals", "maze_sanity", "atari_saliency", "atari_sanity")),
+    Stage("audit_gym", "audit", "Two reward models of a classic-control env, audited from Python", "audit_gym",
+          metrics="audit.gym", choices={"gym_id": tuple(CLASSIC_REWARDS)}),
     Stage("reproducing", "book", "Sizes and timings of this build", always_run=True),
     Stage("results", "book", "Every claim and its verdict, at a glance", metrics="results", always_run=True),
 )}
