@@ -280,3 +280,25 @@ def test_a_cell_made_with_another_device_or_precision_is_not_done(root, monkeypa
     manifest.write_text(_json.dumps(record | {"device": "cuda:0"}))
     with pytest.raises(ArtifactError, match="device and precision"):
         verify(cell)
+
+
+def test_finish_saves_the_claims_adds_their_verdicts_and_keeps_the_table(root):
+    from rewinterp_utils.claims import CLAIMS_FILE, HOLDS, Claim, exact_verdict
+
+    claims = [Claim(key="goal", claim="Reaches the goal", paper="–", measured="0.9",
+                    verdict=exact_verdict(True, "return >= 0.9"))]
+    run = open_("maze_figure3")
+    folder = run.finish({"x": 1.0}, claims, claims_prefix="pref.")
+    assert json.loads((folder / "metrics.json").read_text()) == {"x": 1.0, "pref.claims.goal": HOLDS}
+    assert (folder / CLAIMS_FILE).is_file() and "claims.csv" in json.loads((folder / "manifest.json").read_text())["files"]
+    assert run.claims.loc["Reaches the goal", "verdict"] == HOLDS
+
+
+def test_no_notebook_writes_its_claims_ending_itself():
+    import nbformat
+
+    from rewinterp_utils.pipeline.stages import notebooks_dir
+
+    for path in sorted(notebooks_dir().glob("*.ipynb")):
+        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        assert "save_claims(" not in code, f"{path.name}: pass the claims to run.finish"

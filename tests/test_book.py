@@ -178,6 +178,31 @@ def test_the_ran_with_line_names_the_parameters_and_the_notebook():
         "Ran with `-p env_id EmptyMaze-10x10-TwoGoals-v3 -p reward learned -p seed 0 -p rm_env_id "
         "EmptyMaze-10x10-CoinFlipGoal-v3 -p rm_seed 0 -p total_timesteps 512` at profile `default` "
         "(`notebooks/maze_retrain.ipynb`).")
+    assert ran_with_line(cell, "0123456789ab").endswith("(`notebooks/maze_retrain.ipynb`, commit `0123456789ab`).")
+
+
+def test_the_build_commit_is_the_checkouts():
+    import subprocess
+
+    from rewinterp_utils.pipeline.book import REPO, build_commit
+
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    commit = build_commit()
+    assert commit is not None and commit.split(" ")[0] == head
+
+
+def test_the_install_cell_shows_progress_and_fails_in_one_line(tmp_path):
+    """Run the install cell where rewinterp is missing and pip fails: it exits naming the address it tried."""
+    import subprocess
+    import sys
+
+    source = install_cell_source().replace('find_spec("rewinterp_utils")', 'find_spec("no_such_module_x")')
+    source = source.replace('"-m pip install --progress-bar on".split()', '["-c", "raise SystemExit(1)"]')
+    assert "--progress-bar on" in install_cell_source() and "raise SystemExit(1)" in source
+    done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr.strip().count("\n") == 0
+    assert done.stderr.startswith("pip could not install git+https://") and "pip install -e ." in done.stderr
 
 
 def test_a_page_is_marked_with_its_notebook_and_parameters(tmp_path):

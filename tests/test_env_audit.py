@@ -199,3 +199,21 @@ def test_an_input_the_reference_reads_however_weakly_is_not_an_extra_one(pendulu
     result = audit(heavy_torque, "Pendulum-v1", transitions=pendulum, reference=pendulum_reward, sizes=SIZES)
     assert 0 < result.reliance.loc["a", "reference"] < 0.01 < result.reliance.loc["a", "model"]
     assert outcomes(result)["inputs"] == HOLDS
+
+
+def test_the_command_audits_a_factory_on_a_gymnasium_id(tmp_path, monkeypatch):
+    """``rewinterp audit mymod:make --env Pendulum-v1 --reference mymod:truth``: one report, verdicts first; a
+    factory that does not import stops with exit code 2 and one line, writing nothing."""
+    from rewinterp_utils.pipeline.cli import main
+
+    (tmp_path / "mymod.py").write_text(
+        "from rewinterp_utils.envs.classic import pendulum_reward\n"
+        "def make():\n    return lambda s, a, s_next, done: -pendulum_reward(s, a, s_next, done)\n"
+        "def truth():\n    return pendulum_reward\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["audit", "mymod:make", "--env", "Pendulum-v1", "--reference", "mymod:truth", "--profile", "smoke",
+                 "--out", "r.html"]) == 0
+    text = (tmp_path / "r.html").read_text()
+    assert text.index("does not hold") < text.index("<h2>") and "Orders transitions" in text
+    assert main(["audit", "nomod:make", "--env", "Pendulum-v1", "--profile", "smoke", "--out", "x.html"]) == 2
+    assert not (tmp_path / "x.html").exists()

@@ -49,15 +49,34 @@ def repository_url() -> str:
 
 
 def install_cell_source() -> str:
-    """The first cell of every notebook: installs rewinterp in Colab when it is missing (hidden in the book)."""
+    """The first cell of every notebook: installs rewinterp in Colab when it is missing (hidden in the book), with
+    pip's progress shown; a failed install stops the notebook with one line naming the address it tried and how
+    to install otherwise."""
     return ("# Colab: install rewinterp when it is missing (hidden in the book).\n"
             "import importlib.util, subprocess, sys\n"
             "\n"
             "if importlib.util.find_spec(\"rewinterp_utils\") is None:\n"
             f"    url = \"git+{repository_url()}\"\n"
-            "    subprocess.run(\n"
-            "        [sys.executable, \"-m\", \"pip\", \"install\", \"-q\", url], check=True\n"
-            "    )")
+            "    pip = \"-m pip install --progress-bar on\".split()\n"
+            "    if subprocess.run([sys.executable, *pip, url]).returncode:\n"
+            "        sys.exit(\n"
+            "            f\"pip could not install {url}; install it by hand (pip install {url}), \"\n"
+            "            \"or clone the repository and run: pip install -e .\"\n"
+            "        )")
+
+
+def build_commit() -> str | None:
+    """The commit of the checkout the book is built from (12 hex digits, ``+ local changes`` when tracked files
+    differ from it), or ``None`` outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout
+
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD").strip()
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit} + local changes" if dirty else commit
 
 
 def plain_glue_reprs(path: Path) -> None:
@@ -111,6 +130,7 @@ def book_sources(profile: str, dest: Path) -> Path:
     shutil.copy(REPO / "_toc.yml", dest / "_toc.yml")
     shutil.copytree(REPO / "book", dest / "book")
     (dest / "notebooks").mkdir()
+    commit = build_commit()
     for page, executed in pages.items():
         shutil.copy(executed, dest / "notebooks" / f"{page}.ipynb")
         plain_glue_reprs(dest / "notebooks" / f"{page}.ipynb")
@@ -119,19 +139,21 @@ def book_sources(profile: str, dest: Path) -> Path:
             hide_injected_parameters(dest / "notebooks" / f"{page}.ipynb")
         source = f"notebooks/{stage_of[page]}.ipynb"
         mark_page(dest / "notebooks" / f"{page}.ipynb", cells[page], source if (REPO / source).is_file() else None,
-                  ran_with=page not in overview)
+                  ran_with=page not in overview, commit=commit)
     return dest
 
 
-def ran_with_line(cell: Cell) -> str:
-    """The line a page says it ran with: the parameters papermill gave its notebook (those set) and the profile,
-    e.g. "Ran with `-p game Breakout -p seed 0` at profile `smoke` (`notebooks/atari_expert.ipynb`)."."""
+def ran_with_line(cell: Cell, commit: str | None = None) -> str:
+    """The line a page says it ran with: the parameters papermill gave its notebook (those set), the profile and,
+    when known, the commit the book was built from, e.g. "Ran with `-p game Breakout -p seed 0` at profile `smoke`
+    (`notebooks/atari_expert.ipynb`, commit `0123456789ab`)."."""
     args = " ".join(f"-p {k} {shlex.quote(str(v))}" for k, v in cell.params.items() if v is not None)
     how = f"with `{args}`" if args else "with the notebook's defaults"
-    return f"Ran {how} at profile `{cell.profile}` (`notebooks/{cell.stage.name}.ipynb`)."
+    at = f", commit `{commit}`" if commit else ""
+    return f"Ran {how} at profile `{cell.profile}` (`notebooks/{cell.stage.name}.ipynb`{at})."
 
 
-def mark_page(path: Path, cell: Cell, source: str | None, ran_with: bool = True) -> None:
+def mark_page(path: Path, cell: Cell, source: str | None, ran_with: bool = True, commit: str | None = None) -> None:
     """Record on the page at ``path`` (an executed notebook of ``cell``) the repository notebook it ran (``source``,
     relative to the book's root; ``None``: none exists, so no launch buttons) and, with ``ran_with``, the line
     :func:`ran_with_line` just before its ``parameters`` cell (or at the top)."""
@@ -142,7 +164,7 @@ def mark_page(path: Path, cell: Cell, source: str | None, ran_with: bool = True)
     nb.cells = [c for c in nb.cells if c.get("id") != RAN_WITH_ID]
     if ran_with:
         at = next((i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), 0)
-        line = nbformat.v4.new_markdown_cell(ran_with_line(cell))
+        line = nbformat.v4.new_markdown_cell(ran_with_line(cell, commit))
         line["id"] = RAN_WITH_ID
         nb.cells.insert(at, line)
     nbformat.write(nb, path)

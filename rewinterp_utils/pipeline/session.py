@@ -13,7 +13,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from rewinterp_utils.pipeline.artifacts import (
     HANDOFF_ENV,
@@ -31,6 +31,7 @@ from rewinterp_utils.pipeline.artifacts import (
     sha256,
     verify,
 )
+from rewinterp_utils.claims import Claim, save_claims
 from rewinterp_utils.pipeline.codehash import package_hash
 from rewinterp_utils.pipeline.on_demand import build_on_demand
 from rewinterp_utils.pipeline.stages import Cell, get_stage
@@ -58,6 +59,7 @@ class StageRun:
         self.device = str(torch_device())  #: where this cell computes (``REWINTERP_DEVICE``), checked before anything
         self.precision = precision()  #: PPO's convolution precision (``REWINTERP_PRECISION``), checked likewise
         self.package = package_hash()  #: the package code this cell runs (a hash, see ``codehash``)
+        self.claims: Any = None  #: the claims table :meth:`finish` saved (``None`` before, or without claims)
         import torch
 
         #: torch's intra-op threads: float sums, and so trained weights, depend on them (the runner gives each kernel
@@ -106,12 +108,21 @@ class StageRun:
         cells = get_stage(stage).cells(self.profile, **given)
         return [StoredCell(c, self._record(c)) for c in cells]
 
-    def finish(self, metrics: Mapping[str, Any]) -> Path:
+    def finish(self, metrics: Mapping[str, Any], claims: Sequence[Claim] = (), glue_claims: str | None = None,
+               claims_prefix: str = "") -> Path:
         """Glue every metric (local key) for the book, write metrics and manifest, and publish the cell.
 
-        Under the runner the folder is published by the runner, together with the executed notebook, once the
-        notebook has ended. Returns the cell's final folder.
+        ``claims``: the stage's claims, saved as its claims table (:func:`~rewinterp_utils.claims.save_claims`, the
+        chapter recorded), their verdicts added to the metrics as ``<claims_prefix>claims.<key>``, the table glued
+        as ``glue_claims`` when given and kept as :attr:`claims` for the notebook to show. Under the runner the
+        folder is published by the runner, together with the executed notebook, once the notebook has ended.
+        Returns the cell's final folder.
         """
+        if claims:
+            self.claims, verdicts = save_claims(claims, self.dir, self.chapter)
+            metrics = {**metrics, **{f"{claims_prefix}{k}": v for k, v in verdicts.items()}}
+            if glue_claims:
+                glue_metrics({glue_claims: self.claims})
         bad = [k for k in metrics if not isinstance(k, str) or not k or k.startswith(".")]
         if bad:
             raise ValueError(f"metric keys must be non-empty strings local to the cell, got {bad}")
