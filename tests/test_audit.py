@@ -284,7 +284,7 @@ def test_the_reports_open_with_their_verdicts_and_hide_their_code(audited):
 
     rule = (audited / "rewinterp_utils.audit.paper_rule_model.html").read_text()
     body = rule[rule.index("<body"):]
-    assert body.index("Verdicts") < body.index("jp-Cell"), "the verdict table comes first"
+    assert body.index("Verdicts") < body.index('<div class="jp-Cell'), "the verdict table comes first"
     assert 'class="rewinterp-hide-code' in body and "Show code" in body, "code hidden behind a toggle"
     assert not re.search(r"\{(doc|func|mod|class)\}`", rule), "MyST roles written as text"
     assert f'background:{VERDICT_COLOURS[FAILS]}"><td' not in body and VERDICT_COLOURS[FAILS] in body

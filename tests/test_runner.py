@@ -23,7 +23,7 @@ import pytest
 
 from conftest import run_notebook
 from rewinterp_utils.pipeline import runner
-from rewinterp_utils.pipeline.artifacts import StoredCell, cell_dir, executed_path, is_done
+from rewinterp_utils.pipeline.artifacts import StoredCell, cell_dir, executed_path, hand_dir, is_done
 from rewinterp_utils.pipeline.book import build_book
 from rewinterp_utils.pipeline.scheduler import CONNECT_DEADLINE_S
 from rewinterp_utils.pipeline.stages import STAGES, get_stage
@@ -205,14 +205,14 @@ def test_a_standalone_run_with_custom_sizes_leaves_the_profiles_cell_alone(smoke
     run_notebook(REPO / "notebooks" / "maze_expert.ipynb", out, {"profile": "smoke", "total_timesteps": 1536},
                  cwd=tmp_path)
     custom = get_stage("maze_expert").cell("smoke", total_timesteps=1536)
-    assert cell_dir(custom) != cell_dir(profile_cell) and (cell_dir(custom) / "manifest.json").is_file()
+    assert hand_dir(custom) != cell_dir(profile_cell) and (hand_dir(custom) / "manifest.json").is_file()
     printed = "".join(o.get("text", "") for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", []))
-    assert str(cell_dir(custom)) in printed and "custom sizes" in printed, "the notebook says where its cell went"
+    assert str(hand_dir(custom)) in printed and "custom sizes" in printed, "the notebook says where its cell went"
     done = subprocess.run([*RUN, "--chapter", "gridworld"], env=env_for(root), cwd=tmp_path, capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert cell_dir(profile_cell).joinpath("manifest.json").stat().st_mtime_ns == stamp, "the profile's cell was kept"
-    assert (cell_dir(custom) / "manifest.json").is_file()
+    assert (hand_dir(custom) / "manifest.json").is_file(), "the hand run is kept"
 
 
 def test_an_unreadable_executed_notebook_reruns_that_cell_only(smoke, tmp_path):

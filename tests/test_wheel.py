@@ -79,7 +79,7 @@ def test_a_downstream_notebook_runs_alone_against_the_installed_wheel(fresh, smo
                           env={"PATH": f"{fresh.parent}:/usr/bin:/bin", "HOME": str(tmp_path),
                                "REWINTERP_ARTIFACTS": str(root), "TQDM_DISABLE": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
-    assert list((root / "smoke" / name).glob("*/manifest.json")), "the cell was published"
+    assert list((root / "smoke" / "by-hand" / name).glob("*/manifest.json")), "the cell was published, by hand"
     printed = (work / "out.ipynb").read_text()
     assert "is missing at profile 'smoke': building it first" in printed, "the notebook says what it builds"
     assert "REWINTERP_ARTIFACTS" in printed and "built " in printed, "where the cells go, and each as it is made"

@@ -60,8 +60,9 @@ def install_cell_source() -> str:
             "    pip = \"-m pip install --progress-bar on\".split()\n"
             "    if subprocess.run([sys.executable, *pip, url]).returncode:\n"
             "        sys.exit(\n"
-            "            f\"pip could not install {url}; install it by hand (pip install {url}), \"\n"
-            "            \"or clone the repository and run: pip install -e .\"\n"
+            "            f\"pip could not install {url}; install it by hand \"\n"
+            "            f\"(pip install {url}), or clone the repository and \"\n"
+            "            \"run: pip install -e .\"\n"
             "        )")
 
 

@@ -79,6 +79,7 @@ def pack(profile: str, stages: Sequence[str] | None = None, out: str | Path | No
         index["cells"][folder.relative_to(root).as_posix()] = {p.relative_to(folder).as_posix(): sha256(p)
                                                                for p in files}
     out = Path(out or f"rewinterp-{profile}.tar.gz").resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         with tarfile.open(tmp, "w:gz") as tar:
