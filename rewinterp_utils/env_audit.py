@@ -335,11 +335,14 @@ def episode_returns(env: Any, policy: Any, n: int, seed: int) -> np.ndarray:
 
 def retrain_audit(fn: Callable[..., np.ndarray], env: Any, sizes: EnvAuditSizes,
                   seed: int) -> tuple[pd.DataFrame, Claim]:
-    """PPO (Stable-Baselines3's MLP defaults, on the CPU) trained ``sizes.retrain_steps`` steps on the model's reward
+    """PPO (Stable-Baselines3's MLP defaults, where :func:`~rewinterp_utils.device.policy_device` puts an MLP)
+    trained ``sizes.retrain_steps`` steps on the model's reward
     alone, its episodes scored on the env's own reward against the untrained policy's (fresh games, the same
     reset seeds)."""
     import gymnasium as gym
     from stable_baselines3 import PPO
+
+    from rewinterp_utils.device import policy_device
 
     class ModelReward(gym.Wrapper):
         def step(self, action):
@@ -355,7 +358,7 @@ def retrain_audit(fn: Callable[..., np.ndarray], env: Any, sizes: EnvAuditSizes,
             return self._obs, info
 
     made, _ = make_env(env)
-    agent = PPO("MlpPolicy", ModelReward(made), seed=seed, device="cpu", verbose=0)
+    agent = PPO("MlpPolicy", ModelReward(made), seed=seed, device=policy_device(False), verbose=0)
     eval_seed = seed + 10_000  # games no training episode started from
     before = episode_returns(env, agent, sizes.eval_episodes, eval_seed)
     agent.learn(sizes.retrain_steps)

@@ -310,7 +310,7 @@ def test_the_side_by_side_page_reports_what_the_command_reports(smoke, tmp_path,
     assert {k: page[f"regression.{k}"] for k in command} == command
 
 
-def test_retraining_on_the_true_reward_reaches_the_goal_and_on_a_silent_model_does_not():
+def test_retraining_on_the_true_reward_reaches_the_goal_and_on_a_silent_model_does_not(one_torch_thread):
     """PPO trained on the maze's true reward (Figure 3's recipe) reaches the goal; trained on a model that pays
     nothing it learns nothing, and its true return stays below the criterion."""
     from rewinterp_utils.pipeline.profiles import MazeRetrain

@@ -51,7 +51,8 @@ def test_cpu_and_auto_give_the_same_metrics_and_record_the_device(tmp_path, monk
     found = {}
     for choice in ("cpu", "auto"):
         root = tmp_path / choice
-        env = {**os.environ, "REWINTERP_ARTIFACTS": str(root), "REWINTERP_DEVICE": choice, "TQDM_DISABLE": "1"}
+        env = {**os.environ, "REWINTERP_ARTIFACTS": str(root), "REWINTERP_DEVICE": choice, "TQDM_DISABLE": "1",
+               "OMP_NUM_THREADS": "1"}  # one core: the other runs the rest of the suite
         done = subprocess.run([sys.executable, "-m", "papermill", str(REPO / "notebooks" / "maze_dataset.ipynb"),
                                str(tmp_path / f"{choice}.ipynb"), "-p", "profile", "smoke", "--no-progress-bar",
                                "--execution-timeout", "600"], env=env, cwd=tmp_path, capture_output=True, text=True,

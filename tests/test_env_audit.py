@@ -156,7 +156,7 @@ def test_user_checks_run_as_the_books(pendulum):
     assert good.checks.loc[0, "n"] > 0
 
 
-def test_retraining_scores_on_the_envs_own_reward():
+def test_retraining_scores_on_the_envs_own_reward(one_torch_thread):
     own = audit(lambda s, a, s_next, done: np.ones(len(s)), "CartPole-v1", retrain=True, sizes=SIZES)
     assert outcomes(own)["retrain"] == HOLDS, own.retraining.mean()
     dies = audit(lambda s, a, s_next, done: -np.ones(len(s)), "CartPole-v1", retrain=True, sizes=SIZES)
