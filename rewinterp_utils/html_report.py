@@ -75,12 +75,12 @@ def page(title: str, parts: Iterable[str]) -> str:
             + "\n".join(parts) + "\n</body></html>\n")
 
 
-CODE_TOGGLE = """<style>.rewinterp-hide-code .jp-Cell-inputWrapper, .rewinterp-hide-code .jp-InputArea
-{display: none;}</style>
+CODE_TOGGLE = """<style>.rewinterp-hide-code .jp-CodeCell .jp-Cell-inputWrapper {display: none;}</style>
 <button id="rewinterp-code-toggle" onclick="document.body.classList.toggle('rewinterp-hide-code');
 this.textContent = document.body.classList.contains('rewinterp-hide-code') ? 'Show code' : 'Hide code';">Show code</button>
 """
-"""A button that shows and hides every code cell's input (hidden at first: the body starts with the class)."""
+"""A button that shows and hides every code cell's input (hidden at first: the body starts with the class); the
+prose of markdown cells, which nbconvert also puts in an input wrapper, stays."""
 
 
 def with_code_hidden(body: str, first: str = "") -> str:

@@ -33,3 +33,5 @@ def test_code_is_hidden_at_first_and_the_first_part_opens_the_body():
     assert '<body class="rewinterp-hide-code jp-Notebook" data-x="1">' in out
     assert out.index("Show code") < out.index("<h2>Verdicts</h2>") < out.index("jp-Cell-inputWrapper\">x")
     assert with_code_hidden("<body>x</body>").startswith('<body class="rewinterp-hide-code">')
+    assert ".rewinterp-hide-code .jp-CodeCell .jp-Cell-inputWrapper" in out, "only code is hidden, not the prose"
+    assert "jp-MarkdownCell" not in out.split("</style>")[0]
