@@ -64,8 +64,13 @@ def audit_target(env_id: str) -> AuditTarget:
 
 
 # ------------------------------------------------------------------------------------------- the model
-def _from_factory(spec: str, inputs: tuple[str, ...]) -> RewardModel:
-    module, _, name = spec.partition(":")
+def call_factory(spec: str, returns: str = "a reward model or R(s, s_next)") -> object:
+    """What the factory ``package.module:factory`` returns, called with no arguments, the working directory
+    importable; ``ValueError`` in one line when it does not import or the call raises (``returns``: what it
+    should return, for the message)."""
+    module, colon, name = spec.partition(":")
+    if not colon or not name:
+        raise ValueError(f"model {spec!r} is not an import path; expected package.module:factory")
     sys.path.insert(0, str(Path.cwd()))  # a module beside the caller imports as it would in a script
     try:
         factory = getattr(importlib.import_module(module), name)
@@ -75,10 +80,14 @@ def _from_factory(spec: str, inputs: tuple[str, ...]) -> RewardModel:
     finally:
         sys.path.remove(str(Path.cwd()))
     try:
-        made = factory()
+        return factory()
     except Exception as e:  # noqa: BLE001 - any failure of the user's factory is bad input
         raise ValueError(f"model {spec!r}: calling the factory raised {type(e).__name__}: {e}; expected a "
-                         "function of no arguments returning a reward model or R(s, s_next)") from None
+                         f"function of no arguments returning {returns}") from None
+
+
+def _from_factory(spec: str, inputs: tuple[str, ...]) -> RewardModel:
+    made = call_factory(spec)
     try:
         return as_reward_model(made, inputs)
     except ValueError as e:

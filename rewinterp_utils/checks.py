@@ -23,7 +23,6 @@ agent's cell in s' held a goal in s") with :func:`maze_check_inputs` to build tr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -103,10 +102,12 @@ class Check:
         batch of 3 or 4 arrays ``(s, a, s_next[, done])``, any reward
         :func:`~rewinterp_utils.adapters.transition_reward` takes (an environment's transitions)."""
         xs = self.validate(inputs)
-        if isinstance(reward, RewardModel) or len(xs) <= 2:
-            model = reward if isinstance(reward, RewardModel) else as_reward_model(reward, ("s", "s_next")[-len(xs):])
+        if isinstance(reward, RewardModel):
+            predict = reward.predict
+        elif len(xs) <= 2:
+            predict = as_reward_model(reward, ("s", "s_next")[-len(xs):]).predict
         else:  # a transition (s, a, s_next[, done]) batch: any reward transition_reward takes
-            model = SimpleNamespace(predict=transition_reward(reward, "the reward"))
+            predict = transition_reward(reward, "the reward")
         edited = tuple(np.asarray(x) for x in self.edit(xs))
         if len(edited) != len(xs) or any(e.shape != x.shape for e, x in zip(edited, xs)):
             raise ValueError(f"the edit of check {self.name!r} changed the shapes of the inputs")
@@ -116,8 +117,8 @@ class Check:
         n = int(changed.sum())
         if n == 0:
             return CheckResult(self.name, self.kind, float("nan"), float("nan"), self.tolerance, False, 0)
-        r0 = model.predict(*(x[changed] for x in xs)).astype(np.float64)
-        r1 = model.predict(*(e[changed] for e in edited)).astype(np.float64)
+        r0 = predict(*(x[changed] for x in xs)).astype(np.float64)
+        r1 = predict(*(e[changed] for e in edited)).astype(np.float64)
         d = r1 - r0
         effect, mean_abs = float(d.mean()), float(np.abs(d).mean())
         if self.kind == "invariant":

@@ -38,7 +38,7 @@ The maze's and Atari's own audits (counterfactual families, score edits) stay in
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -50,7 +50,7 @@ from rewinterp_utils.checks import Check, run_checks
 from rewinterp_utils.claims import FAILS, HOLDS, UNDECIDED, Claim, Verdict, below, exact_verdict
 from rewinterp_utils.html_report import figure_html, page, table_html
 from rewinterp_utils.keys import metric_key
-from rewinterp_utils.sampled_epic import SampledEpic, sampled_epic
+from rewinterp_utils.sampled_epic import ConstantReward, SampledEpic, sampled_epic
 
 GROUPS: tuple[str, ...] = ("s", "a", "s_next", "done")
 """The input groups of a transition, in the order a reward reads them."""
@@ -73,6 +73,11 @@ class EnvAuditSizes:
     retrain_steps: int = 20_000  #: PPO steps on the model's reward (``retrain=True``)
     eval_episodes: int = 20  #: episodes scored on the env's own reward, before and after retraining
     gamma: float = 0.99  #: discount of EPIC's canonicalisation
+
+    @classmethod
+    def of(cls, config: Any) -> EnvAuditSizes:
+        """The sizes ``config`` holds under the same names (e.g. the ``audit_gym`` stage's)."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
 
 
 @dataclass
@@ -296,10 +301,8 @@ def epic_audit(model: Any, reference: Any, data: Mapping[str, np.ndarray], env: 
     try:
         d = sampled_epic(model, reference, data, gamma=sizes.gamma, n_samples=sizes.epic_samples,
                          n_resamples=sizes.epic_resamples, action_space=env.action_space, seed=seed)
-    except ValueError as e:
-        if "equivalent to a zero reward" not in str(e):
-            raise
-        why = str(e).split(" is equivalent")[0].replace("reward_a", "the model").replace("reward_b", "the reference")
+    except ConstantReward as e:
+        why = "the model" if e.which == "reward_a" else "the reference"
         return None, _claim("epic", "Close to the reference (sampled EPIC)", "undefined",
                             _undecided(says, f"{why} is equivalent to a constant here, so EPIC is undefined"), "EPIC")
     measured = f"{d.distance:.3g} [{d.low:.3g}, {d.high:.3g}]"

@@ -39,6 +39,16 @@ SampledReward = Any
 """A reward for :func:`sampled_epic`: any kind :func:`~rewinterp_utils.adapters.transition_reward` takes."""
 
 
+class ConstantReward(ValueError):
+    """A reward equivalent to a zero reward on the transitions (its canonicalised reward is constant): its EPIC
+    distance is undefined. ``which``: ``"reward_a"`` or ``"reward_b"``."""
+
+    def __init__(self, which: str) -> None:
+        super().__init__(f"{which} is equivalent to a zero reward on these transitions (its canonicalised reward is "
+                         "constant), so its EPIC distance is undefined")
+        self.which = which
+
+
 @dataclass(frozen=True)
 class SampledEpic:
     """A sampled EPIC distance: the estimate, its interval over resamples, and how it was made."""
@@ -127,8 +137,7 @@ def sampled_epic(reward_a: SampledReward, reward_b: SampledReward, transitions: 
             m = _means(fn, np.concatenate([s[rows], s_next[rows]]), draws_a, draws_s, chunk)
             c = direct[name][rows] + gamma * m[len(rows):] - m[:len(rows)]
             if np.std(c) <= 1e-12 * (1.0 + np.abs(direct[name]).max()):
-                raise ValueError(f"{name} is equivalent to a zero reward on these transitions (its canonicalised "
-                                 "reward is constant), so its EPIC distance is undefined")
+                raise ConstantReward(name)
             canon.append(c)
         return pearson_distance(canon[0], canon[1])
 
@@ -141,4 +150,4 @@ def sampled_epic(reward_a: SampledReward, reward_b: SampledReward, transitions: 
     return SampledEpic(first, min(low, first), max(high, first), float(level), int(n_samples), len(s), resampled)
 
 
-__all__ = ["SampledEpic", "sampled_epic"]
+__all__ = ["ConstantReward", "SampledEpic", "sampled_epic"]

@@ -353,12 +353,9 @@ def audit_sizes(profile: str, kind: str = "maze", retrain: bool = False) -> dict
 
 
 
-def env_audit_sizes(profile: str):
+def env_audit_sizes(profile: str) -> Any:
     """The sizes of :func:`rewinterp_utils.env_audit.audit` (any Gymnasium env) at ``profile``: those of the book's
-    own page (``audit_gym``), for ``rewinterp audit`` on a Gymnasium id."""
+    own page (``audit_gym``), for ``rewinterp audit`` on a Gymnasium id (an ``EnvAuditSizes``)."""
     from rewinterp_utils.env_audit import EnvAuditSizes
 
-    cfg = resolve("audit_gym", profile)
-    return EnvAuditSizes(n_transitions=cfg.n_transitions, epic_samples=cfg.epic_samples,
-                         epic_resamples=cfg.epic_resamples, retrain_steps=cfg.retrain_steps,
-                         eval_episodes=cfg.eval_episodes, gamma=cfg.gamma)
+    return EnvAuditSizes.of(resolve("audit_gym", profile))

@@ -121,21 +121,10 @@ def _importable_from_here() -> Iterator[None]:
         os.environ.pop("PYTHONPATH") if old is None else os.environ.__setitem__("PYTHONPATH", old)
 
 
-def run_audits(specs: Sequence[str], env_id: str, out: Path | None = None, profile: str = "default",
-               dataset: str | None = None, reference: str | None = None, jobs: int | None = None,
-               retrain: bool = False) -> list[Path]:
-    """Audit every model of ``specs`` (:func:`expand_models`) on ``env_id`` and return the files written.
-
-    One model (a single file or import path): its report at ``out`` (default ``audit-<name>.html``; an existing
-    folder gets ``<name>.html``). Several (or a folder or glob): ``out`` (default ``audit-reports``) is a folder
-    holding ``<name>.html`` per model and the comparison table. ``ValueError`` on bad input before anything runs.
-    """
-    from rewinterp_utils.audit import comparison_table
-    from rewinterp_utils.pipeline import runner
-    from rewinterp_utils.pipeline.artifacts import cell_dir, executed_path, read_metrics
-
-    models = expand_models(specs)
-    batch = len(models) > 1 or any(Path(s).is_dir() or glob.has_magic(s) for s in specs)
+def report_targets(models: Sequence[str], out: Path | str | None, batch: bool) -> tuple[list[str], Path, list[Path]]:
+    """The report names, folder and files of ``models``: one model's report at ``out`` (default
+    ``audit-<name>.html``; an existing folder gets ``<name>.html``), a batch's ``<name>.html`` in the folder ``out``
+    (default ``audit-reports``). ``ValueError`` for an ``--out`` that cannot hold them, before anything runs."""
     names = [report_name(m) for m in models]
     if len(set(names)) != len(names):
         names = [f"{k:02d}-{n}" for k, n in enumerate(names)]
@@ -152,6 +141,25 @@ def run_audits(specs: Sequence[str], env_id: str, out: Path | None = None, profi
         folder, targets = target.parent, [target]
     if not folder.is_dir() and not (batch and folder.parent.is_dir()):
         raise ValueError(f"--out: folder {folder if not batch else folder.parent} does not exist")
+    return names, folder, targets
+
+
+def run_audits(specs: Sequence[str], env_id: str, out: Path | None = None, profile: str = "default",
+               dataset: str | None = None, reference: str | None = None, jobs: int | None = None,
+               retrain: bool = False) -> list[Path]:
+    """Audit every model of ``specs`` (:func:`expand_models`) on ``env_id`` and return the files written.
+
+    One model (a single file or import path): its report at ``out`` (default ``audit-<name>.html``; an existing
+    folder gets ``<name>.html``). Several (or a folder or glob): ``out`` (default ``audit-reports``) is a folder
+    holding ``<name>.html`` per model and the comparison table. ``ValueError`` on bad input before anything runs.
+    """
+    from rewinterp_utils.audit import comparison_table
+    from rewinterp_utils.pipeline import runner
+    from rewinterp_utils.pipeline.artifacts import cell_dir, executed_path, read_metrics
+
+    models = expand_models(specs)
+    batch = len(models) > 1 or any(Path(s).is_dir() or glob.has_magic(s) for s in specs)
+    names, folder, targets = report_targets(models, out, batch)
     cells = audit_cells(models, env_id, profile, dataset, reference, retrain)
     with _importable_from_here():
         runner.run(profile, force=True, jobs=jobs, cells=cells)
@@ -186,47 +194,21 @@ def is_gym_env(env_id: str) -> bool:
         return env_id in gym.registry
 
 
-def load_factory(spec: str) -> object:
-    """What ``package.module:factory`` returns (called with no arguments), the working directory importable.
-    ``ValueError`` in one line when it does not import or the call raises."""
-    import importlib
-    import sys
-
-    module, colon, name = spec.partition(":")
-    if not colon or not name:
-        raise ValueError(f"model {spec!r}: on a Gymnasium env the model is an import path package.module:factory")
-    sys.path.insert(0, str(Path.cwd()))
-    try:
-        factory = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"model {spec!r} does not import ({type(e).__name__}: {e})") from None
-    finally:
-        sys.path.remove(str(Path.cwd()))
-    try:
-        return factory()
-    except Exception as e:  # noqa: BLE001 - the user's factory
-        raise ValueError(f"model {spec!r}: calling the factory raised {type(e).__name__}: {e}") from None
-
-
 def run_env_audits(specs: Sequence[str], env_id: str, out: Path | None = None, profile: str = "default",
                    reference: str | None = None, retrain: bool = False) -> list[Path]:
     """``rewinterp audit pkg.mod:factory --env Pendulum-v1``: :func:`rewinterp_utils.env_audit.audit` on each model
     (``reference``: another factory path; default none), one report each (as :func:`run_audits` names them).
     Every model and the reference are loaded and tried before any audit runs."""
+    from rewinterp_utils.audit_inputs import call_factory
     from rewinterp_utils.env_audit import audit, collect_transitions, make_env
     from rewinterp_utils.pipeline.profiles import env_audit_sizes
 
     sizes = env_audit_sizes(profile)
     made, _ = make_env(env_id)
-    models = [load_factory(s) for s in specs]
-    ref = load_factory(reference) if reference else None
-    names = [report_name(s) for s in specs]
-    if len(specs) == 1:
-        target = Path(out or f"audit-{names[0]}.html")
-        targets = [target / f"{names[0]}.html" if target.is_dir() else target]
-    else:
-        folder = Path(out or "audit-reports")
-        targets = [folder / f"{n}.html" for n in names]
+    returns = "a reward of transition batches (see rewinterp_utils.adapters)"
+    models = [call_factory(s, returns) for s in specs]
+    ref = call_factory(reference, returns) if reference else None
+    names, _, targets = report_targets(specs, out, len(specs) > 1)
     data = collect_transitions(made, sizes.n_transitions, seed=0)
     from rewinterp_utils.env_audit import _reward_fn
 
@@ -236,5 +218,5 @@ def run_env_audits(specs: Sequence[str], env_id: str, out: Path | None = None, p
             for m, n, t in zip(models, names, targets)]
 
 
-__all__ = ["audit_cells", "expand_models", "is_gym_env", "load_factory", "render_html", "report_name", "run_audits",
+__all__ = ["audit_cells", "expand_models", "is_gym_env", "render_html", "report_name", "report_targets", "run_audits",
            "run_env_audits"]
