@@ -49,6 +49,8 @@ from rewinterp_utils.reward_models import load_model
 MODEL_FILE = "reward_model.pt"
 DISTANCES = {"EPIC": "epic_uniform", "dynamics-aware": "dynamics_aware_uniform"}
 """Column of the audit's comparison table -> the name of the same distance in ``maze_pref_audit``'s metrics."""
+LEGEND = ("Columns: EPIC and the dynamics-aware distance (DA) to the true reward, from the batch, from Part VI "
+          "(VI), and computed here on the model as saved (saved) and standardised over the dataset (std.).")
 
 
 def book_models(profile: str) -> dict[str, tuple[str, int, Path]]:
@@ -131,16 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        side = pd.DataFrame({"EPIC (batch)": batch["EPIC"], "EPIC (Part VI)": book["EPIC"],
-                             "dynamics-aware (batch)": batch["dynamics-aware"],
-                             "dynamics-aware, as saved (here)": direct["as saved"],
-                             "dynamics-aware (Part VI)": book["dynamics-aware"],
-                             "dynamics-aware, standardised (here)": direct["standardised"]}).rename_axis("model")
+        side = pd.DataFrame({"EPIC batch": batch["EPIC"], "EPIC VI": book["EPIC"],
+                             "DA batch": batch["dynamics-aware"], "DA saved": direct["as saved"],
+                             "DA VI": book["dynamics-aware"], "DA std.": direct["standardised"]}).rename_axis("model")
         header = (f"{datetime.now().isoformat(timespec='seconds')}, {platform.node()}, {platform.machine()}, "
                   f"profile `{args.profile}`")
         (args.out / "audit_batch.md").write_text(
             f"**`rewinterp audit` over the book's {len(models)} maze models** ({header})\n\n"
-            + ".\n\n".join(lines) + ".\n\n" + side.round(6).to_markdown() + "\n")
+            + ".\n\n".join(lines) + ".\n\n" + LEGEND + "\n\n" + side.round(4).to_markdown() + "\n")
     return 0 if ok_time and ok_match else 1
 
 
