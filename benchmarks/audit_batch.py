@@ -18,8 +18,7 @@ own code:
   :func:`~rewinterp_utils.pref_audit.distance_or_nan` computed here on the model in that side's convention.
 
 Prints the time, the budget and the largest disagreement of each check; exits 1 past the budget or above
-``--tol``. With
-``--out``, writes ``audit_batch.md`` there (the audit chapter includes it).
+``--tol``. With ``--out``, writes ``audit_batch.md`` there (the audit chapter includes it).
 """
 
 from __future__ import annotations

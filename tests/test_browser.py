@@ -107,8 +107,6 @@ class Browser:
                 errors.append(" ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
             elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
                 source = params["entry"].get("url", "")
-                if source.endswith("/favicon.ico"):  # the browser's own guess (a redirect page names no icon);
-                    continue  # it may 404 while a later page loads, so it says nothing of the page being visited
                 if not source or source.startswith(local):
                     errors.append(f"{params['entry']['text']} {source}")
         time.sleep(0.2)  # scripts that run just after the load event
